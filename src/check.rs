@@ -1,0 +1,115 @@
+//! `postfix-dogstatsd check`: collect every instance once and show what was found and exactly
+//! what would be sent, like `datadog-agent check postfix`.
+
+use std::fmt::Write as _;
+
+use tokio::sync::watch;
+
+use crate::collect::Collection;
+use crate::config::{Config, Instance, MethodConfig};
+use crate::dogstatsd::{Sink, SinkError};
+use crate::metrics::{self, Cycle, Status};
+use crate::schedule;
+
+/// Runs the check and prints it; `Ok(true)` when every instance collected without error.
+pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
+    let sink = if send {
+        Some(Sink::new(&config.target)?)
+    } else {
+        None
+    };
+    let (_keep, cancel) = watch::channel(false);
+    let mut tasks = Vec::new();
+    for instance in config.instances.clone() {
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut method = schedule::method_for(&instance.method);
+            let (collection, duration) =
+                schedule::collect_once(&instance, &mut method, &cancel).await;
+            (instance, collection, duration)
+        }));
+    }
+    let mut table = String::new();
+    let mut lines = Vec::new();
+    let mut all_ok = true;
+    for task in tasks {
+        let Ok((instance, collection, duration)) = task.await else {
+            all_ok = false;
+            continue;
+        };
+        let report = metrics::report(
+            &instance,
+            &config.global_tags,
+            &collection,
+            Cycle {
+                duration,
+                skipped: 0,
+            },
+        );
+        all_ok &= report.check.status == Status::Ok;
+        write_instance(
+            &mut table,
+            &instance,
+            &collection,
+            report.check.status,
+            duration.as_secs_f64(),
+        );
+        lines.extend(schedule::lines(&report));
+    }
+    println!(
+        "config: {}\ntarget: {}\n\n{table}",
+        config.source, config.target
+    );
+    match &sink {
+        Some(sink) => {
+            println!("DogStatsD lines (sent to {}):", config.target);
+            sink.send(&lines);
+        }
+        None => println!("DogStatsD lines (not sent; --send sends them):"),
+    }
+    for line in &lines {
+        println!("{line}");
+    }
+    Ok(all_ok)
+}
+
+fn write_instance(
+    out: &mut String,
+    instance: &Instance,
+    c: &Collection,
+    status: Status,
+    secs: f64,
+) {
+    let status = match status {
+        Status::Ok => "OK",
+        Status::Critical => "CRITICAL",
+    };
+    let how = if c.how.is_empty() {
+        instance.method.name()
+    } else {
+        &c.how
+    };
+    let _ = writeln!(out, "{}: {status} ({how}, {secs:.3} s)", instance.label());
+    // Every queue the instance asked for gets a row: a number, or "error" when it was not read.
+    let wanted: Vec<&str> = match &instance.method {
+        MethodConfig::Find(o) => o.queues.iter().map(String::as_str).collect(),
+        MethodConfig::Postqueue(_) => c.snapshot.queues.iter().map(|q| q.queue.as_str()).collect(),
+    };
+    if !wanted.is_empty() {
+        let _ = writeln!(out, "  {:<10} {:>10}", "QUEUE", "MESSAGES");
+    }
+    for q in wanted {
+        match c.snapshot.messages(q) {
+            Some(n) => {
+                let _ = writeln!(out, "  {q:<10} {n:>10}");
+            }
+            None => {
+                let _ = writeln!(out, "  {q:<10} {:>10}", "error");
+            }
+        }
+    }
+    for e in &c.errors {
+        let _ = writeln!(out, "  error: {}", crate::error_chain(e));
+    }
+    out.push('\n');
+}

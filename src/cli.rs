@@ -1,0 +1,53 @@
+//! The command line (the man page is generated from these definitions).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Reports Postfix mail queues to Datadog through DogStatsD.
+///
+/// Reads a Datadog Agent `postfix` check config (conf.d/postfix.d/conf.yaml) unchanged, counts
+/// each instance's queues on its interval, and sends `postfix.queue.size` gauges and a
+/// `postfix.can_collect` service check to DogStatsD.
+#[derive(Debug, Parser)]
+#[command(name = "postfix-dogstatsd", version, about, long_about)]
+pub struct Cli {
+    /// The config file. Without it, /etc/postfix-dogstatsd/config.yaml is read if it exists,
+    /// else a built-in default (method postqueue on /etc/postfix every 15 s) is used.
+    #[arg(long, short = 'c', global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log line format: text, or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log level or tracing filter (e.g. debug, or postfix_dogstatsd=debug). [default: info, or
+    /// RUST_LOG when set]
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default): collect every instance on its interval until stopped.
+    /// SIGHUP re-reads the config; SIGTERM or SIGINT stops.
+    Run,
+    /// Collect every instance once, print a table and the exact DogStatsD lines, and exit 1 if
+    /// any instance failed. Sends nothing unless --send is given.
+    Check {
+        /// Also send the lines to DogStatsD.
+        #[arg(long)]
+        send: bool,
+    },
+    /// Check the config and exit: 0 when it is valid, 78 with every problem listed when not.
+    Validate,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

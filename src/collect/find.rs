@@ -1,0 +1,365 @@
+//! Method `find`: count the files under `<directory>/<queue>` for each configured queue, the way
+//! the Datadog check does, with `sudo -n -u <postfix_user> find <directory>/<queue> -type f`.
+//!
+//! The argv is exactly the check's, so the sudoers lines users already have keep matching; unlike
+//! the check we never run `sudo -l` first (that is what floods auth.log), we pass `-n` so sudo
+//! fails instead of waiting for a password, and a refusal or a failed `find` is an error, not a
+//! zero. A daemon that already runs as root or as the postfix user walks the directories itself.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{Collection, Limits};
+use crate::exec::{self, Command, ExecError, Failure};
+use crate::sys;
+
+/// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
+const MAX_DEPTH: usize = 32;
+/// After sudo refuses a queue, wait this long before asking again, doubling up to the maximum:
+/// Debian's sudo mails root about each refusal, and that mail lands in the queue we count.
+const REFUSAL_BACKOFF: Duration = Duration::from_secs(60);
+const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(3600);
+
+/// The options of one find instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The queue directory, normalised (absolute, no trailing slash).
+    pub directory: PathBuf,
+    /// Queue names, each one path component, in the order the gauges are sent.
+    pub queues: Vec<String>,
+    /// The user `sudo -u` runs `find` as.
+    pub user: String,
+    pub sudo: PathBuf,
+    pub find: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Find {
+    options: Options,
+    /// Whether we may read the queues ourselves; decided at the first collection.
+    direct: Option<bool>,
+    refused: HashMap<String, Refusal>,
+}
+
+#[derive(Debug, Clone)]
+struct Refusal {
+    until: Instant,
+    backoff: Duration,
+    message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "queue {queue}: sudo refused `{command}`: {stderr} (add to sudoers: `{sudoers_line}`)"
+    )]
+    SudoRefused {
+        queue: String,
+        command: String,
+        stderr: String,
+        sudoers_line: String,
+    },
+    #[error("queue {queue}: not counted: sudo refused it earlier ({message}) and is asked again in {retry_in}s")]
+    BackingOff {
+        queue: String,
+        retry_in: u64,
+        message: String,
+    },
+    #[error("queue {queue}: `{command}` failed with {status}: {stderr}")]
+    Failed {
+        queue: String,
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("queue {queue}: cannot read {}", path.display())]
+    Walk {
+        queue: String,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("queue {queue}: {source}")]
+    Exec {
+        queue: String,
+        #[source]
+        source: ExecError,
+    },
+}
+
+impl Find {
+    pub fn new(options: Options) -> Self {
+        Find {
+            options,
+            direct: None,
+            refused: HashMap::new(),
+        }
+    }
+
+    pub async fn collect(&mut self, limits: &Limits) -> Collection {
+        let direct = *self.direct.get_or_insert_with(|| {
+            let me = sys::effective_uid();
+            me == 0 || sys::uid_of(&self.options.user) == Some(me)
+        });
+        let mut collection = Collection {
+            how: if direct {
+                "directory walk (no sudo needed)".to_owned()
+            } else {
+                "sudo find".to_owned()
+            },
+            ..Collection::default()
+        };
+        for queue in self.options.queues.clone() {
+            let path = self.options.directory.join(&queue);
+            let counted = if direct {
+                walk_queue(&queue, path, limits).await
+            } else {
+                self.sudo_find(&queue, &path, limits).await
+            };
+            match counted {
+                Ok(n) => collection.snapshot.add(&queue, n),
+                Err(e) => collection.errors.push(e.into()),
+            }
+        }
+        collection
+    }
+
+    async fn sudo_find(&mut self, queue: &str, path: &Path, limits: &Limits) -> Result<u64, Error> {
+        let now = Instant::now();
+        if let Some(r) = self.refused.get(queue) {
+            if now < r.until {
+                return Err(Error::BackingOff {
+                    queue: queue.to_owned(),
+                    retry_in: r.until.duration_since(now).as_secs(),
+                    message: r.message.clone(),
+                });
+            }
+        }
+        let o = &self.options;
+        let cmd = Command::new(
+            &o.sudo,
+            [
+                "-n".into(),
+                "-u".into(),
+                o.user.clone().into(),
+                o.find.clone().into_os_string(),
+                path.as_os_str().to_owned(),
+                "-type".into(),
+                "f".into(),
+            ],
+        );
+        let mut counter = LineCounter::default();
+        let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
+            counter.feed(chunk);
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .map_err(|f| match f {
+            Failure::Exec(source) => Error::Exec {
+                queue: queue.to_owned(),
+                source,
+            },
+            Failure::Output(never) => match never {},
+        })?;
+        if finished.status.success() {
+            self.refused.remove(queue);
+            return Ok(counter.finish());
+        }
+        if is_sudo_refusal(&finished.stderr) {
+            let backoff = self.refused.get(queue).map_or(REFUSAL_BACKOFF, |r| {
+                (r.backoff * 2).min(REFUSAL_BACKOFF_MAX)
+            });
+            let err = Error::SudoRefused {
+                queue: queue.to_owned(),
+                command: format!(
+                    "sudo -n -u {} {} {} -type f",
+                    o.user,
+                    o.find.display(),
+                    path.display()
+                ),
+                stderr: finished.stderr.clone(),
+                sudoers_line: sudoers_line(o, path),
+            };
+            self.refused.insert(
+                queue.to_owned(),
+                Refusal {
+                    until: now + backoff,
+                    backoff,
+                    message: finished.stderr.clone(),
+                },
+            );
+            return Err(err);
+        }
+        Err(Error::Failed {
+            queue: queue.to_owned(),
+            command: cmd.to_string(),
+            status: finished.describe_status(),
+            stderr: finished.stderr,
+        })
+    }
+}
+
+/// The sudoers line that allows this exact command for the daemon's user.
+pub fn sudoers_line(o: &Options, path: &Path) -> String {
+    let me = whoami();
+    format!(
+        "{me} ALL=({}) NOPASSWD: {} {} -type f",
+        o.user,
+        o.find.display(),
+        path.display()
+    )
+}
+
+fn whoami() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("#{}", sys::effective_uid()))
+}
+
+/// sudo's wording for "you may not", as opposed to the command itself failing.
+fn is_sudo_refusal(stderr: &str) -> bool {
+    stderr.starts_with("sudo:")
+        && [
+            "a password is required",
+            "is not allowed to execute",
+            "is not in the sudoers file",
+            "may not run sudo",
+            "a terminal is required",
+            "unknown user",
+        ]
+        .iter()
+        .any(|needle| stderr.contains(needle))
+}
+
+/// Counts the lines of `find` output as it streams, holding nothing.
+#[derive(Debug, Default)]
+pub struct LineCounter {
+    lines: u64,
+    /// The last byte seen was not a newline: a final line without one still counts.
+    open: bool,
+}
+
+impl LineCounter {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.lines += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Some(&last) = chunk.last() {
+            self.open = last != b'\n';
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.lines + u64::from(self.open)
+    }
+}
+
+/// Counts regular files under `path` without forking, in a blocking thread, within the
+/// deadline. Symbolic links are not followed and not counted, as with `find -type f`.
+async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, Error> {
+    let q = queue.to_owned();
+    let walk = tokio::task::spawn_blocking(move || {
+        count_files(&path).map_err(|(path, source)| Error::Walk {
+            queue: q,
+            path,
+            source,
+        })
+    });
+    let failed = |problem: &str| Error::Walk {
+        queue: queue.to_owned(),
+        path: PathBuf::new(),
+        source: io::Error::other(problem.to_owned()),
+    };
+    let mut cancel = limits.cancel.clone();
+    // The walk itself cannot be interrupted; past the deadline its result is just not awaited.
+    tokio::select! {
+        joined = walk => joined.unwrap_or_else(|join| Err(failed(&join.to_string()))),
+        () = tokio::time::sleep_until(limits.deadline) => Err(failed("the directory walk did not finish in time")),
+        _ = cancel.wait_for(|stop| *stop) => Err(failed("stopped: the daemon is shutting down")),
+    }
+}
+
+/// Counts the regular files below `root`, recursively. A file that vanishes while we look
+/// (a message being delivered) is simply not counted; any other error fails the count.
+pub fn count_files(root: &Path) -> Result<u64, (PathBuf, io::Error)> {
+    let mut count = 0u64;
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && depth > 0 => continue,
+            Err(e) => return Err((dir, e)),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err((dir, e)),
+            };
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err((entry.path(), e)),
+            };
+            if kind.is_file() {
+                count += 1;
+            } else if kind.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    return Err((
+                        entry.path(),
+                        io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                    ));
+                }
+                stack.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_counter_streams() {
+        let mut c = LineCounter::default();
+        c.feed(b"/a/b\n/a/");
+        c.feed(b"c\n/a/d");
+        assert_eq!(c.finish(), 3);
+        let mut c = LineCounter::default();
+        c.feed(b"");
+        assert_eq!(c.finish(), 0);
+    }
+
+    #[test]
+    fn counts_files_recursively_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("A/B")).unwrap();
+        std::fs::write(root.join("top"), b"").unwrap();
+        std::fs::write(root.join("A/one"), b"").unwrap();
+        std::fs::write(root.join("A/B/two"), b"").unwrap();
+        std::os::unix::fs::symlink(root.join("A/one"), root.join("link")).unwrap();
+        std::os::unix::fs::symlink(root, root.join("A/loop")).unwrap();
+        assert_eq!(count_files(root).unwrap(), 3);
+        let missing = root.join("nope");
+        let (path, err) = count_files(&missing).unwrap_err();
+        assert_eq!(path, missing);
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn sudo_refusals_are_recognised() {
+        assert!(is_sudo_refusal("sudo: a password is required"));
+        assert!(is_sudo_refusal(
+            "sudo: user pfdtest is not allowed to execute '/usr/bin/find /x -type f' as postfix on host."
+        ));
+        assert!(!is_sudo_refusal(
+            "find: '/var/spool/postfix/nope': No such file or directory"
+        ));
+    }
+}

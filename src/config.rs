@@ -1,0 +1,270 @@
+//! The configuration: a Datadog `conf.d/postfix.d/conf.yaml` loads unchanged, with our own
+//! additions (`dogstatsd:`, `commands:`, per-instance `method:`, `timeout:`). The YAML is read
+//! into a generic tree and checked key by key (`validate`), so that every problem in the file
+//! is reported at once with its YAML path, where serde would stop at the first.
+
+mod env;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use env::EnvTarget;
+
+use crate::collect::{find, postqueue};
+
+/// Where the packaged config lives.
+pub const DEFAULT_PATH: &str = "/etc/postfix-dogstatsd/config.yaml";
+/// What runs when there is no config at the default path: the postqueue method on the default
+/// Postfix instance, which works for any user Postfix lets read the queue.
+pub const EMBEDDED_DEFAULT: &str = "\
+init_config:
+instances:
+  - method: postqueue
+    config_directory: /etc/postfix
+    min_collection_interval: 15
+";
+/// A config file larger than this is not a config file.
+const MAX_FILE_SIZE: u64 = 1 << 20;
+
+pub const DEFAULT_UDP: &str = "127.0.0.1:8125";
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
+pub const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+pub const DEFAULT_POSTFIX_USER: &str = "root";
+pub const DEFAULT_CONFIG_DIRECTORY: &str = "/etc/postfix";
+
+/// Default paths of the commands the methods run (`commands:` overrides them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commands {
+    pub postqueue: PathBuf,
+    pub postconf: PathBuf,
+    pub sudo: PathBuf,
+    pub find: PathBuf,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands {
+            postqueue: "/usr/sbin/postqueue".into(),
+            postconf: "/usr/sbin/postconf".into(),
+            sudo: "/usr/bin/sudo".into(),
+            find: "/usr/bin/find".into(),
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the config came from, for logs.
+    pub source: String,
+    pub target: Target,
+    /// Tags on every metric and service check, after the instance's own.
+    pub global_tags: Vec<String>,
+    pub instances: Vec<Instance>,
+    /// Things worth an info line at start-up (ignored sections and keys).
+    pub notes: Vec<String>,
+}
+
+/// Where DogStatsD lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `host:port`, resolved when the sink is made.
+    Udp(String),
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Udp(addr) => write!(f, "udp://{addr}"),
+            Target::Unix(path) => write!(f, "unix://{}", path.display()),
+        }
+    }
+}
+
+/// One entry of `instances:`.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// `instances[N]`, for messages.
+    pub path: String,
+    pub method: MethodConfig,
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// The user's `tags`, in order (renamed when `disable_generic_tags` is set).
+    pub tags: Vec<String>,
+    /// The value of the `instance:` tag: the directory's basename (find) or the config
+    /// directory as written (postqueue), as the Datadog check does.
+    pub instance_tag: String,
+    /// `service:` tag value, from the instance or else init_config.
+    pub service: Option<String>,
+    /// Send `host:` (empty) so the Agent attaches no hostname.
+    pub empty_default_hostname: bool,
+    pub patterns: MetricPatterns,
+}
+
+impl Instance {
+    /// `instances[0] (postqueue /etc/postfix)`: enough to find it in the file.
+    pub fn label(&self) -> String {
+        format!(
+            "{} ({} {})",
+            self.path,
+            self.method.name(),
+            self.instance_tag
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MethodConfig {
+    Find(find::Options),
+    Postqueue(postqueue::Options),
+}
+
+impl MethodConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            MethodConfig::Find(_) => "find",
+            MethodConfig::Postqueue(_) => "postqueue",
+        }
+    }
+}
+
+/// `metric_patterns`, with the Datadog check's semantics: a name is sent if it matches some
+/// `include` pattern (or there are none) and no `exclude` pattern; patterns match anywhere in the
+/// name (Python's `re.search`).
+#[derive(Debug, Clone, Default)]
+pub struct MetricPatterns {
+    pub include: Vec<regex::Regex>,
+    pub exclude: Vec<regex::Regex>,
+}
+
+impl MetricPatterns {
+    pub fn allows(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|r| r.is_match(name)))
+            && !self.exclude.iter().any(|r| r.is_match(name))
+    }
+}
+
+/// One problem in the config, at one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The YAML path, e.g. `instances[1].queues[2]`.
+    pub path: String,
+    pub problem: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.problem)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every problem found in one config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors {
+    pub source: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        write!(
+            f,
+            "{}: {n} problem{}:",
+            self.source,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Which config to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `--config PATH`: it must exist.
+    Explicit(PathBuf),
+    /// No `--config`: the default path if it exists, else the embedded default.
+    Default,
+}
+
+/// Reads, parses and validates the config, then applies the `DD_*` environment.
+pub fn load(source: &Source, env: &EnvTarget) -> Result<Config, ConfigErrors> {
+    let (name, text) = match source {
+        Source::Explicit(path) => (path.display().to_string(), read(path)?),
+        Source::Default => match std::fs::metadata(DEFAULT_PATH) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                format!("built-in default config ({DEFAULT_PATH} does not exist)"),
+                EMBEDDED_DEFAULT.to_owned(),
+            ),
+            _ => (DEFAULT_PATH.to_owned(), read(Path::new(DEFAULT_PATH))?),
+        },
+    };
+    parse(&name, &text, env)
+}
+
+/// Parses and validates config text; `name` says where it came from in messages.
+pub fn parse(name: &str, text: &str, env: &EnvTarget) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        source: name.to_owned(),
+        errors,
+    };
+    let tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| {
+        fail(vec![ConfigError {
+            path: match e.location() {
+                Some(l) => format!("line {} column {}", l.line(), l.column()),
+                None => "(document)".to_owned(),
+            },
+            problem: format!("not valid YAML: {e}"),
+            hint: None,
+        }])
+    })?;
+    let mut config = validate::validate(&tree, env).map_err(fail)?;
+    config.source = name.to_owned();
+    Ok(config)
+}
+
+fn read(path: &Path) -> Result<String, ConfigErrors> {
+    let fail = |problem: String, hint: Option<&str>| ConfigErrors {
+        source: path.display().to_string(),
+        errors: vec![ConfigError {
+            path: "(file)".to_owned(),
+            problem,
+            hint: hint.map(str::to_owned),
+        }],
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        fail(
+            format!("cannot read it: {e}"),
+            Some("pass an existing file with --config"),
+        )
+    })?;
+    if meta.len() > MAX_FILE_SIZE {
+        return Err(fail(
+            format!(
+                "it is {} bytes; a config is at most {MAX_FILE_SIZE}",
+                meta.len()
+            ),
+            None,
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}"), None))?;
+    String::from_utf8(bytes).map_err(|e| {
+        fail(
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+            Some("YAML files are UTF-8"),
+        )
+    })
+}

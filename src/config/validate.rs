@@ -1,0 +1,730 @@
+//! Checks the YAML tree key by key and builds the typed `Config`, collecting every problem with
+//! its path instead of stopping at the first.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use serde_yaml::{Mapping, Value};
+
+use super::env::{self, EnvTarget};
+use super::{
+    Commands, Config, ConfigError, Instance, MethodConfig, MetricPatterns,
+    DEFAULT_CONFIG_DIRECTORY, DEFAULT_INTERVAL, DEFAULT_POSTFIX_USER, MAX_DEFAULT_TIMEOUT,
+};
+use crate::collect::{find, postqueue};
+
+const TOP_KEYS: &[&str] = &["init_config", "instances", "logs", "dogstatsd", "commands"];
+const INIT_KEYS: &[&str] = &["postfix_user", "postqueue", "service"];
+const INSTANCE_KEYS: &[&str] = &[
+    "directory",
+    "queues",
+    "config_directory",
+    "tags",
+    "service",
+    "min_collection_interval",
+    "empty_default_hostname",
+    "metric_patterns",
+    "disable_generic_tags",
+    "method",
+    "timeout",
+    "commands",
+];
+const DOGSTATSD_KEYS: &[&str] = &["url", "tags"];
+const COMMAND_KEYS: &[&str] = &["postqueue", "postconf", "sudo", "find"];
+const PATTERN_KEYS: &[&str] = &["include", "exclude"];
+const METHODS: &[&str] = &["postqueue", "find"];
+/// Postfix's queue directories (mail queues and per-message logs), the names `queues` may use.
+pub const KNOWN_QUEUES: &[&str] = &[
+    "incoming", "active", "deferred", "hold", "maildrop", "corrupt", "bounce", "defer", "trace",
+    "flush", "saved",
+];
+/// The Datadog base class renames these tags to `postfix_<name>` under `disable_generic_tags`.
+const GENERIC_TAGS: &[&str] = &[
+    "cluster_name",
+    "clustername",
+    "cluster",
+    "clusterid",
+    "cluster_id",
+    "env",
+    "host_name",
+    "hostname",
+    "host",
+    "service",
+    "version",
+];
+/// Longest timeout or interval we accept: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+pub fn validate(tree: &Value, env: &EnvTarget) -> Result<Config, Vec<ConfigError>> {
+    let mut v = Validator::default();
+    let mut notes = Vec::new();
+    let top = match tree {
+        Value::Mapping(m) => v.keys(m, "", TOP_KEYS).then_some(m),
+        Value::Null => {
+            v.error(
+                "(document)",
+                "the file is empty",
+                Some("it needs at least `instances:` with one instance"),
+            );
+            None
+        }
+        other => {
+            v.error(
+                "(document)",
+                format!(
+                    "expected a mapping with `init_config` and `instances`, found {}",
+                    kind(other)
+                ),
+                None,
+            );
+            None
+        }
+    };
+    let empty = Mapping::new();
+    let top = top.unwrap_or(&empty);
+
+    // init_config
+    let init = v.mapping(top, "init_config", "init_config", INIT_KEYS);
+    let postfix_user = v
+        .string(init, "postfix_user", "init_config.postfix_user")
+        .filter(|u| v.user_name(u, "init_config.postfix_user"))
+        .unwrap_or_else(|| DEFAULT_POSTFIX_USER.to_owned());
+    let use_postqueue = v
+        .bool(init, "postqueue", "init_config.postqueue")
+        .unwrap_or(false);
+    let init_service = v.tag_value(init, "service", "init_config.service");
+
+    if top.contains_key("logs") {
+        notes.push(
+            "the `logs:` section configures the Datadog Agent's log shipping; it is ignored here"
+                .to_owned(),
+        );
+    }
+
+    // dogstatsd
+    let dsd = v.mapping(top, "dogstatsd", "dogstatsd", DOGSTATSD_KEYS);
+    let file_target = v.string(dsd, "url", "dogstatsd.url").and_then(|url| {
+        env::parse_url(&url)
+            .map_err(|(problem, hint)| v.error("dogstatsd.url", problem, Some(&hint)))
+            .ok()
+    });
+    let mut global_tags = v.tags(dsd, "tags", "dogstatsd.tags");
+
+    // commands
+    let defaults = Commands::default();
+    let commands = v.commands(top, "commands", "commands", &defaults);
+
+    // instances
+    let mut instances = Vec::new();
+    match top.get("instances") {
+        None | Some(Value::Null) => v.error(
+            "instances",
+            "missing",
+            Some("add at least one instance, e.g. `instances: [{config_directory: /etc/postfix}]`"),
+        ),
+        Some(Value::Sequence(list)) if list.is_empty() => v.error(
+            "instances",
+            "the list is empty",
+            Some("add at least one instance"),
+        ),
+        Some(Value::Sequence(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                let path = format!("instances[{i}]");
+                let Value::Mapping(m) = item else {
+                    v.error(
+                        &path,
+                        format!("expected a mapping, found {}", kind(item)),
+                        None,
+                    );
+                    continue;
+                };
+                let ctx = InstanceContext {
+                    postfix_user: &postfix_user,
+                    use_postqueue,
+                    init_service: init_service.as_deref(),
+                    commands: &commands,
+                };
+                if let Some(instance) = v.instance(m, &path, &ctx, &mut notes) {
+                    instances.push(instance);
+                }
+            }
+        }
+        Some(other) => v.error(
+            "instances",
+            format!("expected a list, found {}", kind(other)),
+            Some("write each instance as a `- ` item"),
+        ),
+    }
+
+    let (target, env_tags) = env::resolve(file_target, env, &mut v.errors);
+    global_tags.extend(env_tags);
+
+    if v.errors.is_empty() {
+        Ok(Config {
+            source: String::new(),
+            target,
+            global_tags,
+            instances,
+            notes,
+        })
+    } else {
+        Err(v.errors)
+    }
+}
+
+struct InstanceContext<'a> {
+    postfix_user: &'a str,
+    use_postqueue: bool,
+    init_service: Option<&'a str>,
+    commands: &'a Commands,
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Sequence(_) => "a list",
+        Value::Mapping(_) => "a mapping",
+        Value::Tagged(_) => "a tagged value",
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl Validator {
+    fn error(&mut self, path: &str, problem: impl Into<String>, hint: Option<&str>) {
+        self.errors.push(ConfigError {
+            path: path.to_owned(),
+            problem: problem.into(),
+            hint: hint.map(str::to_owned),
+        });
+    }
+
+    /// Reports keys of `m` not in `known`; true when there were none.
+    fn keys(&mut self, m: &Mapping, path: &str, known: &[&str]) -> bool {
+        let mut ok = true;
+        for key in m.keys() {
+            match key {
+                Value::String(k) if known.contains(&k.as_str()) => {}
+                Value::String(k) => {
+                    ok = false;
+                    let hint = match did_you_mean(k, known) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("known keys: {}", known.join(", ")),
+                    };
+                    self.error(&join(path, k), "unknown key", Some(&hint));
+                }
+                other => {
+                    ok = false;
+                    self.error(
+                        path,
+                        format!("a key must be a string, found {}", kind(other)),
+                        None,
+                    );
+                }
+            }
+        }
+        ok
+    }
+
+    /// The mapping at `m[key]`, checked against `known`; an absent or empty one is `None`.
+    fn mapping<'a>(
+        &mut self,
+        m: &'a Mapping,
+        key: &str,
+        path: &str,
+        known: &[&str],
+    ) -> Option<&'a Mapping> {
+        match m.get(key)? {
+            Value::Null => None,
+            Value::Mapping(inner) => {
+                self.keys(inner, path, known);
+                Some(inner)
+            }
+            other => {
+                self.error(
+                    path,
+                    format!("expected a mapping, found {}", kind(other)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, m: Option<&Mapping>, key: &str, path: &str) -> Option<String> {
+        match m?.get(key)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.error(
+                    path,
+                    format!("expected a string, found {}", kind(other)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, m: Option<&Mapping>, key: &str, path: &str) -> Option<bool> {
+        match m?.get(key)? {
+            Value::Null => None,
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.error(
+                    path,
+                    format!("expected true or false, found {}", kind(other)),
+                    None,
+                );
+                None
+            }
+        }
+    }
+
+    /// A positive number of seconds (integer or fraction).
+    fn seconds(&mut self, m: &Mapping, key: &str, path: &str) -> Option<Duration> {
+        let n = match m.get(key)? {
+            Value::Null => return None,
+            Value::Number(n) => n.as_f64(),
+            other => {
+                self.error(
+                    path,
+                    format!("expected a number of seconds, found {}", kind(other)),
+                    None,
+                );
+                return None;
+            }
+        };
+        match n {
+            Some(s) if s > 0.0 && s <= MAX_SECONDS => Some(Duration::from_secs_f64(s)),
+            _ => {
+                self.error(
+                    path,
+                    format!("must be more than 0 and at most {MAX_SECONDS} seconds"),
+                    Some("e.g. 15"),
+                );
+                None
+            }
+        }
+    }
+
+    fn list<'a>(&mut self, m: Option<&'a Mapping>, key: &str, path: &str) -> Option<&'a [Value]> {
+        match m?.get(key)? {
+            Value::Null => None,
+            Value::Sequence(s) => Some(s),
+            other => {
+                self.error(
+                    path,
+                    format!("expected a list, found {}", kind(other)),
+                    Some("write each entry as a `- ` item"),
+                );
+                None
+            }
+        }
+    }
+
+    fn string_list(&mut self, m: Option<&Mapping>, key: &str, path: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, item) in self
+            .list(m, key, path)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let item_path = format!("{path}[{i}]");
+            match item {
+                Value::String(s) => out.push((item_path, s.clone())),
+                other => self.error(
+                    &item_path,
+                    format!("expected a string, found {}", kind(other)),
+                    None,
+                ),
+            }
+        }
+        out
+    }
+
+    /// A list of `key:value` or bare tags that can go on the wire as they are.
+    fn tags(&mut self, m: Option<&Mapping>, key: &str, path: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (item_path, tag) in self.string_list(m, key, path) {
+            if self.wire_safe(&tag, &item_path) {
+                out.push(tag);
+            }
+        }
+        out
+    }
+
+    /// A single tag value (`service`).
+    fn tag_value(&mut self, m: Option<&Mapping>, key: &str, path: &str) -> Option<String> {
+        self.string(m, key, path)
+            .filter(|s| self.wire_safe(s, path))
+    }
+
+    /// DogStatsD separates tags with `,` and fields with `|`, and lines with newlines.
+    fn wire_safe(&mut self, s: &str, path: &str) -> bool {
+        if s.is_empty() {
+            self.error(path, "empty tag", Some("remove it"));
+            false
+        } else if s.contains([',', '|', '\n', '\r', '\0']) {
+            self.error(
+                path,
+                format!("{s:?} contains `,`, `|` or a line break, which DogStatsD cannot carry"),
+                Some("use another separator, e.g. `_`"),
+            );
+            false
+        } else {
+            true
+        }
+    }
+
+    fn user_name(&mut self, user: &str, path: &str) -> bool {
+        // sudo reads a leading `-` as an option and `#` as a numeric uid.
+        if user.is_empty()
+            || user.starts_with('-')
+            || user.contains(|c: char| c.is_whitespace() || c == '\0')
+        {
+            self.error(
+                path,
+                format!("{user:?} is not a user name"),
+                Some("e.g. postfix"),
+            );
+            false
+        } else {
+            true
+        }
+    }
+
+    /// An absolute path without `..`, normalised (no trailing slash, no `.` parts).
+    fn abs_path(&mut self, s: &str, path: &str) -> Option<PathBuf> {
+        let p = Path::new(s);
+        if !p.is_absolute() {
+            self.error(
+                path,
+                format!("{s:?} is not an absolute path"),
+                Some("paths start with `/`, e.g. /var/spool/postfix"),
+            );
+            return None;
+        }
+        if s.contains('\0') || p.components().any(|c| c == Component::ParentDir) {
+            self.error(
+                path,
+                format!("{s:?} may not contain `..`"),
+                Some("write the path out in full"),
+            );
+            return None;
+        }
+        Some(p.components().collect())
+    }
+
+    fn commands(&mut self, m: &Mapping, key: &str, path: &str, base: &Commands) -> Commands {
+        let inner = self.mapping(m, key, path, COMMAND_KEYS);
+        let mut out = base.clone();
+        for (name, slot) in [
+            ("postqueue", &mut out.postqueue),
+            ("postconf", &mut out.postconf),
+            ("sudo", &mut out.sudo),
+            ("find", &mut out.find),
+        ] {
+            let p = join(path, name);
+            if let Some(s) = self.string(inner, name, &p) {
+                if let Some(abs) = self.abs_path(&s, &p) {
+                    *slot = abs;
+                }
+            }
+        }
+        out
+    }
+
+    fn patterns(&mut self, m: &Mapping, path: &str) -> MetricPatterns {
+        let inner = self.mapping(m, "metric_patterns", path, PATTERN_KEYS);
+        let compile = |v: &mut Self, key: &str| {
+            let mut out = Vec::new();
+            for (item_path, pattern) in v.string_list(inner, key, &join(path, key)) {
+                match regex::Regex::new(&pattern) {
+                    Ok(r) => out.push(r),
+                    Err(e) => v.error(
+                        &item_path,
+                        format!("not a valid regular expression: {e}"),
+                        None,
+                    ),
+                }
+            }
+            out
+        };
+        MetricPatterns {
+            include: compile(self, "include"),
+            exclude: compile(self, "exclude"),
+        }
+    }
+
+    fn queues(&mut self, m: &Mapping, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (item_path, q) in self.string_list(Some(m), "queues", path) {
+            if q.is_empty()
+                || !q
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                self.error(
+                    &item_path,
+                    format!("{q:?} is not a queue name"),
+                    Some("a queue is one directory name of letters, digits, `_` and `-`, e.g. deferred"),
+                );
+            } else if !KNOWN_QUEUES.contains(&q.as_str()) {
+                let hint = match did_you_mean(&q, KNOWN_QUEUES) {
+                    Some(s) => format!("did you mean {s:?}?"),
+                    None => format!("Postfix's queues are {}", KNOWN_QUEUES.join(", ")),
+                };
+                self.error(&item_path, format!("unknown queue {q:?}"), Some(&hint));
+            } else if out.contains(&q) {
+                self.error(
+                    &item_path,
+                    format!("queue {q:?} is listed twice"),
+                    Some("remove one"),
+                );
+            } else {
+                out.push(q);
+            }
+        }
+        out
+    }
+
+    fn instance(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        ctx: &InstanceContext,
+        notes: &mut Vec<String>,
+    ) -> Option<Instance> {
+        let before = self.errors.len();
+        self.keys(m, path, INSTANCE_KEYS);
+        let p = |key: &str| join(path, key);
+
+        let explicit = self.string(Some(m), "method", &p("method"));
+        let method = match explicit.as_deref() {
+            Some(name) if METHODS.contains(&name) => name.to_owned(),
+            Some(name) => {
+                let hint = match did_you_mean(name, METHODS) {
+                    Some(s) => format!("did you mean {s:?}?"),
+                    None => format!("methods are {}", METHODS.join(", ")),
+                };
+                self.error(
+                    &p("method"),
+                    format!("unknown method {name:?}"),
+                    Some(&hint),
+                );
+                return None;
+            }
+            None if ctx.use_postqueue => "postqueue".to_owned(),
+            None => "find".to_owned(),
+        };
+
+        let interval = self
+            .seconds(m, "min_collection_interval", &p("min_collection_interval"))
+            .unwrap_or(DEFAULT_INTERVAL);
+        let timeout = self
+            .seconds(m, "timeout", &p("timeout"))
+            .unwrap_or_else(|| interval.min(MAX_DEFAULT_TIMEOUT));
+        let tags_raw = self.tags(Some(m), "tags", &p("tags"));
+        let service = self
+            .tag_value(Some(m), "service", &p("service"))
+            .or_else(|| ctx.init_service.map(str::to_owned));
+        let empty_default_hostname = self
+            .bool(
+                Some(m),
+                "empty_default_hostname",
+                &p("empty_default_hostname"),
+            )
+            .unwrap_or(false);
+        let disable_generic_tags = self
+            .bool(Some(m), "disable_generic_tags", &p("disable_generic_tags"))
+            .unwrap_or(false);
+        let patterns = self.patterns(m, path);
+        let commands = self.commands(m, "commands", &p("commands"), ctx.commands);
+
+        let directory = self.string(Some(m), "directory", &p("directory"));
+        let has_queues = m.get("queues").is_some_and(|v| !v.is_null());
+        let config_directory = self.string(Some(m), "config_directory", &p("config_directory"));
+
+        let (method, instance_tag) = if method == "find" {
+            if explicit.is_some() && config_directory.is_some() {
+                self.error(
+                    &p("config_directory"),
+                    "only method postqueue reads config_directory",
+                    Some("remove it, or set `method: postqueue`"),
+                );
+            }
+            let queues = self.queues(m, path);
+            if !has_queues {
+                self.error(
+                    &p("queues"),
+                    "missing: method find counts the queues listed here",
+                    Some("e.g. `queues: [incoming, active, deferred, hold, maildrop]`"),
+                );
+            } else if queues.is_empty() && self.errors.len() == before {
+                self.error(
+                    &p("queues"),
+                    "the list is empty",
+                    Some("list the queues to count"),
+                );
+            }
+            let dir = match directory {
+                Some(d) => self.abs_path(&d, &p("directory")),
+                None => {
+                    let hint = if ctx.use_postqueue {
+                        "e.g. `directory: /var/spool/postfix`"
+                    } else {
+                        "e.g. `directory: /var/spool/postfix`, or set `init_config.postqueue: true` (or `method: postqueue`) to read the queue with postqueue"
+                    };
+                    self.error(
+                        &p("directory"),
+                        "missing: method find needs the Postfix queue directory",
+                        Some(hint),
+                    );
+                    None
+                }
+            };
+            let dir = dir.filter(|d| {
+                d.file_name().is_some() || {
+                    self.error(
+                        &p("directory"),
+                        "the root directory is not a queue directory",
+                        Some("e.g. /var/spool/postfix"),
+                    );
+                    false
+                }
+            });
+            let dir = dir?;
+            let tag = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                MethodConfig::Find(find::Options {
+                    directory: dir,
+                    queues,
+                    user: ctx.postfix_user.to_owned(),
+                    sudo: commands.sudo.clone(),
+                    find: commands.find.clone(),
+                }),
+                tag,
+            )
+        } else {
+            if explicit.is_some() {
+                for key in ["directory", "queues"] {
+                    if m.get(key).is_some_and(|v| !v.is_null()) {
+                        self.error(
+                            &p(key),
+                            "only method find reads this",
+                            Some("remove it (postqueue lists every queue of config_directory), or set `method: find`"),
+                        );
+                    }
+                }
+            } else if directory.is_some() || has_queues {
+                notes.push(format!(
+                    "{path}: `directory` and `queues` are not used with init_config.postqueue: true (postqueue lists every queue)"
+                ));
+            }
+            let written = config_directory.unwrap_or_else(|| DEFAULT_CONFIG_DIRECTORY.to_owned());
+            let dir = self.abs_path(&written, &p("config_directory"))?;
+            (
+                MethodConfig::Postqueue(postqueue::Options {
+                    config_directory: dir,
+                    postqueue: commands.postqueue.clone(),
+                    postconf: commands.postconf.clone(),
+                }),
+                // The Datadog check tags the directory exactly as written.
+                written,
+            )
+        };
+
+        let tags = if disable_generic_tags {
+            tags_raw.into_iter().map(|t| degeneralise(&t)).collect()
+        } else {
+            tags_raw
+        };
+        let service = service.map(|s| s.to_owned());
+        if self.errors.len() > before {
+            return None;
+        }
+        Some(Instance {
+            path: path.to_owned(),
+            method,
+            interval,
+            timeout,
+            tags,
+            instance_tag,
+            service,
+            empty_default_hostname,
+            patterns,
+        })
+    }
+}
+
+/// `env:prod` -> `postfix_env:prod` for the tag names the Datadog base class calls generic.
+fn degeneralise(tag: &str) -> String {
+    let name = tag.split_once(':').map_or(tag, |(n, _)| n);
+    if GENERIC_TAGS.contains(&name) {
+        format!("postfix_{tag}")
+    } else {
+        tag.to_owned()
+    }
+}
+
+/// The known word closest to `word`, if it is close enough to be a typo.
+pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(word, k), *k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("defered", KNOWN_QUEUES), Some("deferred"));
+        assert_eq!(did_you_mean("queue", INSTANCE_KEYS), Some("queues"));
+        assert_eq!(did_you_mean("zzzzzzzz", KNOWN_QUEUES), None);
+    }
+
+    #[test]
+    fn generic_tags_are_renamed() {
+        assert_eq!(degeneralise("env:prod"), "postfix_env:prod");
+        assert_eq!(degeneralise("host"), "postfix_host");
+        assert_eq!(degeneralise("team:mail"), "team:mail");
+    }
+}

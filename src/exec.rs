@@ -1,0 +1,283 @@
+//! The only place that starts a process. Every child gets an argv (never a shell), a cleared
+//! environment, stdin from /dev/null and a process group of its own, so that a timeout or a
+//! shutdown can end it and everything it started. Stdout is handed to a parser as it arrives;
+//! stderr is kept, bounded, for the error message.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::sys;
+
+/// The PATH children see: the standard system directories only, never the daemon's own.
+const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// How much of a child's stderr is kept for the error message; the rest is read and dropped.
+const STDERR_KEEP: usize = 4096;
+/// Time a child gets between SIGTERM and SIGKILL. sudo needs the SIGTERM: it relays it to the
+/// command it runs as another user, which we are not allowed to signal ourselves.
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// A shutdown signal shared by every collection: `true` once the daemon stops.
+pub type Cancel = watch::Receiver<bool>;
+
+/// A program and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl Command {
+    pub fn new<I, S>(program: impl Into<PathBuf>, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        Command {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// Shown in errors and logs as the argv joined by spaces, which is how sudoers and a person
+/// would write it.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.program.display())?;
+        for arg in &self.args {
+            write!(f, " {}", arg.to_string_lossy())?;
+        }
+        Ok(())
+    }
+}
+
+/// A child that ran to its end.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    /// The start of its stderr, lossily decoded, trimmed.
+    pub stderr: String,
+}
+
+impl Finished {
+    /// "exit status 69" or "killed by signal 9", for messages.
+    pub fn describe_status(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        match (self.status.code(), self.status.signal()) {
+            (Some(code), _) => format!("exit status {code}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            (None, None) => "unknown exit".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("`{command}` could not be started: {program} does not exist (install it, or set its path under `commands:`)")]
+    NotFound { command: String, program: String },
+    #[error("`{command}` could not be started")]
+    Spawn {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{command}` did not finish within {}s; its process group was killed", after.as_secs_f64())]
+    Timeout { command: String, after: Duration },
+    #[error("`{command}` was stopped because the daemon is shutting down")]
+    Cancelled { command: String },
+    #[error("reading the output of `{command}` failed")]
+    Read {
+        command: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why a run produced no usable result: the process failed, or its output was rejected by the
+/// parser (which stops the child at once).
+#[derive(Debug)]
+pub enum Failure<E> {
+    Exec(ExecError),
+    Output(E),
+}
+
+/// Runs `cmd` until it exits, `deadline` passes or `cancel` turns true, feeding its stdout to
+/// `on_stdout` chunk by chunk. On timeout or cancel the whole process group gets SIGTERM, then
+/// SIGKILL after a grace period, and is reaped before this returns.
+pub async fn run<E>(
+    cmd: &Command,
+    deadline: Instant,
+    cancel: &Cancel,
+    mut on_stdout: impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<Finished, Failure<E>> {
+    let shown = cmd.to_string();
+    #[allow(clippy::disallowed_methods)] // this is the one place
+    let mut command = tokio::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .env_clear()
+        .env("PATH", CHILD_PATH)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = command.spawn().map_err(|source| {
+        Failure::Exec(if source.kind() == io::ErrorKind::NotFound {
+            ExecError::NotFound {
+                command: shown.clone(),
+                program: cmd.program.display().to_string(),
+            }
+        } else {
+            ExecError::Spawn {
+                command: shown.clone(),
+                source,
+            }
+        })
+    })?;
+    // The group ID is the child's PID (process_group(0)); the guard kills the group if this
+    // future is dropped half-way, e.g. by the scheduler's last-resort timeout.
+    let guard = GroupGuard(child.id());
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let start = Instant::now();
+
+    let work = async {
+        let (out, err) = tokio::join!(
+            read_stream(&mut stdout, &mut on_stdout),
+            read_bounded(&mut stderr)
+        );
+        (out, err)
+    };
+    let mut cancel = cancel.clone();
+    let outcome = tokio::select! {
+        (out, err) = work => Some((out, err)),
+        () = tokio::time::sleep_until(deadline) => None,
+        _ = cancel.wait_for(|stop| *stop) => None,
+    };
+    let Some((out, err)) = outcome else {
+        guard.terminate(&mut child).await;
+        let stopped = *cancel.borrow();
+        return Err(Failure::Exec(if stopped {
+            ExecError::Cancelled { command: shown }
+        } else {
+            ExecError::Timeout {
+                command: shown,
+                after: deadline.saturating_duration_since(start),
+            }
+        }));
+    };
+    match out {
+        Ok(Ok(())) => {}
+        Ok(Err(parse)) => {
+            guard.terminate(&mut child).await;
+            return Err(Failure::Output(parse));
+        }
+        Err(source) => {
+            guard.terminate(&mut child).await;
+            return Err(Failure::Exec(ExecError::Read {
+                command: shown,
+                source,
+            }));
+        }
+    }
+    // Both pipes are closed; the exit cannot be far, but a child that closed its pipes and
+    // keeps running is still bound by the deadline.
+    let status = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => {
+            guard.terminate(&mut child).await;
+            return Err(Failure::Exec(ExecError::Read {
+                command: shown,
+                source,
+            }));
+        }
+        Err(_) => {
+            guard.terminate(&mut child).await;
+            return Err(Failure::Exec(ExecError::Timeout {
+                command: shown,
+                after: deadline.saturating_duration_since(start),
+            }));
+        }
+    };
+    guard.disarm();
+    Ok(Finished {
+        status,
+        stderr: String::from_utf8_lossy(&err).trim().to_owned(),
+    })
+}
+
+/// Feeds a stream to `sink` until EOF, or until the sink rejects a chunk.
+async fn read_stream<E>(
+    stream: &mut (impl AsyncRead + Unpin),
+    sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> io::Result<Result<(), E>> {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(Ok(()));
+        }
+        if let Err(e) = sink(&buf[..n]) {
+            return Ok(Err(e));
+        }
+    }
+}
+
+/// Reads a stream to EOF, keeping only its first `STDERR_KEEP` bytes. A read error just ends
+/// it: stderr only ever decorates a message.
+async fn read_bounded(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        let room = STDERR_KEEP.saturating_sub(kept.len());
+        kept.extend_from_slice(&buf[..n.min(room)]);
+    }
+    kept
+}
+
+/// Kills a child's process group when dropped while armed.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    /// SIGTERM to the group, SIGKILL after the grace period, then reap the child.
+    async fn terminate(mut self, child: &mut tokio::process::Child) {
+        if let Some(pgid) = self.0.take() {
+            sys::kill_group(pgid, sys::SIGTERM);
+            if tokio::time::timeout(KILL_GRACE, child.wait())
+                .await
+                .is_err()
+            {
+                sys::kill_group(pgid, sys::SIGKILL);
+                let _ = child.wait().await;
+            }
+            // Whatever else the child left in its group goes too.
+            sys::kill_group(pgid, sys::SIGKILL);
+        }
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // tokio's kill_on_drop reaps the child itself; this reaches its descendants.
+            sys::kill_group(pgid, sys::SIGKILL);
+        }
+    }
+}

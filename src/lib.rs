@@ -1,0 +1,33 @@
+//! postfix-dogstatsd: reports Postfix mail queues to Datadog through DogStatsD.
+//!
+//! The data path, one module each:
+//! config -> schedule -> collect (one file per method) -> snapshot -> metrics -> dogstatsd,
+//! with `exec` the only place that starts a process.
+
+pub mod check;
+pub mod cli;
+pub mod collect;
+pub mod config;
+pub mod daemon;
+pub mod dogstatsd;
+pub mod exec;
+pub mod logging;
+pub mod metrics;
+pub mod schedule;
+pub mod snapshot;
+mod sys;
+
+/// An error and its causes on one line: "a: b: c".
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

@@ -1,0 +1,55 @@
+//! The few POSIX calls std does not offer, each wrapped once so the rest of the crate stays
+//! free of `unsafe`.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+
+/// The effective user ID of this process.
+pub fn effective_uid() -> u32 {
+    // SAFETY: geteuid takes no arguments, cannot fail and touches no memory of ours.
+    unsafe { libc::geteuid() }
+}
+
+/// The user ID of the account `name`, or `None` when no such account exists (or the lookup
+/// failed, which for our purpose means the same: we cannot prove we are that user).
+pub fn uid_of(name: &str) -> Option<u32> {
+    let cname = CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: all-zero is a valid bit pattern for `struct passwd` (pointers become null).
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: `cname` is NUL-terminated and outlives it,
+    // `buf` is writable for its length, `pwd` and `result` are live locals.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    Some(pwd.pw_uid)
+}
+
+/// Sends `signal` to every process of the process group `pgid`. Errors (the group is already
+/// gone, or holds a process we may not signal) are ignored: the caller reaps what it started
+/// and has nothing better to do about the rest.
+pub fn kill_group(pgid: u32, signal: libc::c_int) {
+    let Ok(pgid) = libc::pid_t::try_from(pgid) else {
+        return;
+    };
+    if pgid <= 1 {
+        // kill(0) or kill(-1) would hit our own group or every process we may signal.
+        return;
+    }
+    // SAFETY: kill has no memory-safety preconditions; a negative pid names a process group.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+pub use libc::{SIGKILL, SIGTERM};
