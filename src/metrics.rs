@@ -129,7 +129,7 @@ pub fn report(
             collection
                 .errors
                 .iter()
-                .map(ToString::to_string)
+                .map(|e| crate::error_chain(e))
                 .collect::<Vec<_>>()
                 .join("; ")
         }),

@@ -93,7 +93,7 @@ fn join_host_port(host: &str, port: u16) -> String {
 
 /// `udp://host[:port]` or `unix:///absolute/path`. The error is (problem, hint).
 pub fn parse_url(url: &str) -> Result<Target, (String, String)> {
-    let hint = "use udp://HOST:PORT (e.g. udp://127.0.0.1:8125) or unix:///PATH (e.g. unix:///var/run/datadog/dsd.socket)".to_owned();
+    let hint = "use udp://HOST:PORT such as udp://127.0.0.1:8125, or unix:///PATH such as unix:///var/run/datadog/dsd.socket".to_owned();
     if let Some(path) = url.strip_prefix("unix://") {
         if !path.starts_with('/') {
             return Err((format!("{url:?}: the socket path must be absolute"), hint));

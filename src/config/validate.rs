@@ -59,7 +59,10 @@ pub fn validate(tree: &Value, env: &EnvTarget) -> Result<Config, Vec<ConfigError
     let mut v = Validator::default();
     let mut notes = Vec::new();
     let top = match tree {
-        Value::Mapping(m) => v.keys(m, "", TOP_KEYS).then_some(m),
+        Value::Mapping(m) => {
+            v.keys(m, "", TOP_KEYS);
+            Some(m)
+        }
         Value::Null => {
             v.error(
                 "(document)",
@@ -160,16 +163,38 @@ pub fn validate(tree: &Value, env: &EnvTarget) -> Result<Config, Vec<ConfigError
     global_tags.extend(env_tags);
 
     if v.errors.is_empty() {
-        Ok(Config {
+        return Ok(Config {
             source: String::new(),
             target,
             global_tags,
             instances,
             notes,
-        })
-    } else {
-        Err(v.errors)
+        });
     }
+    // In file order as far as a path tells it: instances by number, keys by name.
+    v.errors.sort_by_cached_key(|e| natural_key(&e.path));
+    Err(v.errors)
+}
+
+/// `instances[10].tags[2]` sorts after `instances[9]`: numbers compare as numbers.
+fn natural_key(path: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = path.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
 }
 
 struct InstanceContext<'a> {
@@ -454,14 +479,20 @@ impl Validator {
         let inner = self.mapping(m, "metric_patterns", path, PATTERN_KEYS);
         let compile = |v: &mut Self, key: &str| {
             let mut out = Vec::new();
-            for (item_path, pattern) in v.string_list(inner, key, &join(path, key)) {
+            for (item_path, pattern) in v.string_list(inner, key, &join(&join(path, "metric_patterns"), key)) {
                 match regex::Regex::new(&pattern) {
                     Ok(r) => out.push(r),
-                    Err(e) => v.error(
-                        &item_path,
-                        format!("not a valid regular expression: {e}"),
-                        None,
-                    ),
+                    Err(e) => {
+                        // regex's syntax errors draw a caret over several lines; the last says why.
+                        let text = e.to_string();
+                        let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                        let why = why.trim().trim_start_matches("error: ");
+                        v.error(
+                            &item_path,
+                            format!("{pattern:?} is not a valid regular expression: {why}"),
+                            None,
+                        );
+                    }
                 }
             }
             out
@@ -474,7 +505,7 @@ impl Validator {
 
     fn queues(&mut self, m: &Mapping, path: &str) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
-        for (item_path, q) in self.string_list(Some(m), "queues", path) {
+        for (item_path, q) in self.string_list(Some(m), "queues", &join(path, "queues")) {
             if q.is_empty()
                 || !q
                     .chars()
@@ -589,7 +620,7 @@ impl Validator {
                     let hint = if ctx.use_postqueue {
                         "e.g. `directory: /var/spool/postfix`"
                     } else {
-                        "e.g. `directory: /var/spool/postfix`, or set `init_config.postqueue: true` (or `method: postqueue`) to read the queue with postqueue"
+                        "e.g. `directory: /var/spool/postfix`; or read the queue with postqueue: `method: postqueue` or `init_config.postqueue: true`"
                     };
                     self.error(
                         &p("directory"),
@@ -631,7 +662,7 @@ impl Validator {
                         self.error(
                             &p(key),
                             "only method find reads this",
-                            Some("remove it (postqueue lists every queue of config_directory), or set `method: find`"),
+                            Some("remove it, since postqueue lists every queue of config_directory; or set `method: find`"),
                         );
                     }
                 }
