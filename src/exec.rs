@@ -89,7 +89,7 @@ pub enum ExecError {
         #[source]
         source: io::Error,
     },
-    #[error("`{command}` did not finish within {}s; its process group was killed", after.as_secs_f64())]
+    #[error("`{command}` did not finish within {:.1}s; its process group was killed", after.as_secs_f64())]
     Timeout { command: String, after: Duration },
     #[error("`{command}` was stopped because the daemon is shutting down")]
     Cancelled { command: String },

@@ -35,6 +35,22 @@ pub fn uid_of(name: &str) -> Option<u32> {
     Some(pwd.pw_uid)
 }
 
+/// The name of the account with user ID `uid`, if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: as in `uid_of`: all-zero is a valid `struct passwd`.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: `buf` is writable for its length; `pwd` and `result` are live locals.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_name points to a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    Some(name.to_string_lossy().into_owned())
+}
+
 /// Sends `signal` to every process of the process group `pgid`. Errors (the group is already
 /// gone, or holds a process we may not signal) are ignored: the caller reaps what it started
 /// and has nothing better to do about the rest.

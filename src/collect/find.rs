@@ -175,12 +175,7 @@ impl Find {
             });
             let err = Error::SudoRefused {
                 queue: queue.to_owned(),
-                command: format!(
-                    "sudo -n -u {} {} {} -type f",
-                    o.user,
-                    o.find.display(),
-                    path.display()
-                ),
+                command: cmd.to_string(),
                 stderr: finished.stderr.clone(),
                 sudoers_line: sudoers_line(o, path),
             };
@@ -215,10 +210,8 @@ pub fn sudoers_line(o: &Options, path: &Path) -> String {
 }
 
 fn whoami() -> String {
-    std::env::var("USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| format!("#{}", sys::effective_uid()))
+    let uid = sys::effective_uid();
+    sys::user_name(uid).unwrap_or_else(|| format!("#{uid}"))
 }
 
 /// sudo's wording for "you may not", as opposed to the command itself failing.

@@ -360,7 +360,8 @@ fn text_line(
         state.empty_notice = true;
         return Ok(());
     }
-    if line.starts_with(b"-Queue ID-") {
+    // "-Queue ID-  --Size-- ...", or "----Queue ID----- --Size-- ..." with long queue IDs.
+    if first == b'-' && line.windows(9).any(|w| w == b"Queue ID-") {
         return Ok(());
     }
     if let Some(rest) = line.strip_prefix(b"-- ") {
@@ -381,24 +382,29 @@ fn text_line(
     if !first.is_ascii_alphanumeric() {
         return Err(bad());
     }
-    // "<queue id><mark> <size> <arrival time> <sender>": the mark, if any, is the one byte
-    // right after the ID; what follows it must be blank space, then the size.
+    // "<queue id><marks> <size> <arrival time> <sender>": the marks, if any, are the bytes right
+    // after the ID (`*` active, `!` hold, `#` forced to expire; a held message being expired
+    // shows `!#`); what follows them must be blank space, then the size.
     let id_len = line
         .iter()
         .position(|b| !b.is_ascii_alphanumeric())
         .ok_or_else(bad)?;
-    let (mark, rest) = match line[id_len] {
-        m @ (b'*' | b'!' | b'#') => (Some(m), &line[id_len + 1..]),
-        _ => (None, &line[id_len..]),
-    };
+    let after_id = &line[id_len..];
+    let marks_len = after_id
+        .iter()
+        .position(|b| !matches!(b, b'*' | b'!' | b'#'))
+        .unwrap_or(after_id.len());
+    let (marks, rest) = after_id.split_at(marks_len);
     let size = rest.trim_ascii_start();
     if size.len() == rest.len() || !size.first().is_some_and(u8::is_ascii_digit) {
         return Err(bad());
     }
-    let queue = match mark {
-        Some(b'*') => "active",
-        Some(b'!') => "hold",
-        _ => "deferred",
+    let queue = if marks.contains(&b'*') {
+        "active"
+    } else if marks.contains(&b'!') {
+        "hold"
+    } else {
+        "deferred"
     };
     snapshot.add(queue, 1);
     state.counted += 1;

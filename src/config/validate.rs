@@ -69,7 +69,7 @@ pub fn validate(tree: &Value, env: &EnvTarget) -> Result<Config, Vec<ConfigError
                 "the file is empty",
                 Some("it needs at least `instances:` with one instance"),
             );
-            None
+            return Err(v.errors);
         }
         other => {
             v.error(
@@ -441,7 +441,7 @@ impl Validator {
             self.error(
                 path,
                 format!("{s:?} is not an absolute path"),
-                Some("paths start with `/`, e.g. /var/spool/postfix"),
+                Some("write the full path, starting with `/`"),
             );
             return None;
         }
@@ -476,16 +476,27 @@ impl Validator {
     }
 
     fn patterns(&mut self, m: &Mapping, path: &str) -> MetricPatterns {
-        let inner = self.mapping(m, "metric_patterns", path, PATTERN_KEYS);
+        let inner = self.mapping(
+            m,
+            "metric_patterns",
+            &join(path, "metric_patterns"),
+            PATTERN_KEYS,
+        );
         let compile = |v: &mut Self, key: &str| {
             let mut out = Vec::new();
-            for (item_path, pattern) in v.string_list(inner, key, &join(&join(path, "metric_patterns"), key)) {
+            for (item_path, pattern) in
+                v.string_list(inner, key, &join(&join(path, "metric_patterns"), key))
+            {
                 match regex::Regex::new(&pattern) {
                     Ok(r) => out.push(r),
                     Err(e) => {
                         // regex's syntax errors draw a caret over several lines; the last says why.
                         let text = e.to_string();
-                        let why = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                        let why = text
+                            .lines()
+                            .rev()
+                            .find(|l| !l.trim().is_empty())
+                            .unwrap_or("");
                         let why = why.trim().trim_start_matches("error: ");
                         v.error(
                             &item_path,

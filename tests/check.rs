@@ -1,0 +1,315 @@
+//! `check` end to end: the real binary against fake Postfix commands that print real captured
+//! output, and against the failures a real Postfix cannot produce on demand.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn postqueue_json_counts_every_queue_of_a_real_capture() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "init_config:\n  service: mail\ninstances:\n  - method: postqueue\n    config_directory: {}\n    tags: [env:test, bare]\n",
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    golden("check-postqueue-json.txt", &mask(&stdout(&out), &s));
+    // The truth captured with the listing: find -type f per queue, as root.
+    let truth = std::fs::read_to_string(repo("tests/fixtures/postqueue-j/mixed.truth")).unwrap();
+    for line in truth.lines() {
+        let (queue, n) = line.split_once(' ').unwrap();
+        if queue == "corrupt" {
+            continue; // postqueue does not list corrupt
+        }
+        let want = format!(
+            "postfix.queue.size:{n}|g|#env:test,bare,queue:{queue},instance:{},service:mail",
+            s.path("pf").display()
+        );
+        assert!(stdout(&out).lines().any(|l| l == want), "missing {want}");
+    }
+}
+
+#[test]
+fn long_queue_ids_json_and_text() {
+    let s = Scratch::new();
+    s.postfix(
+        "json",
+        "ok",
+        Some("tests/fixtures/postqueue-j/long-ids.jsonl"),
+        None,
+    );
+    s.postfix(
+        "text",
+        "ok",
+        None,
+        Some("tests/fixtures/postqueue-p/long-ids.txt"),
+    );
+    s.write("text/mail_version", "3.0.15\n");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("json").display(),
+        s.path("text").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    golden("check-long-ids.txt", &mask(&stdout(&out), &s));
+    let text = stdout(&out);
+    assert!(text.contains("(postqueue -j, "), "{text}");
+    assert!(text.contains("(postqueue -p, "), "{text}");
+}
+
+#[test]
+fn text_listing_marks_decide_and_stars_in_addresses_do_not() {
+    // Postfix before 3.1 has no -j: -p is parsed, and only the mark right after the queue ID
+    // counts. mixed.txt has `*` and `!` in senders, recipients and reasons.
+    let s = Scratch::new();
+    s.postfix(
+        "old",
+        "ok",
+        None,
+        Some("tests/fixtures/postqueue-p/mixed.txt"),
+    );
+    s.write("old/mail_version", "2.11.11\n");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("old").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let tag = format!("instance:{}", s.path("old").display());
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let gauges: Vec<&String> = tagged(&lines, &tag)
+        .into_iter()
+        .filter(|l| l.starts_with("postfix.queue.size"))
+        .collect();
+    // Truth: active 1, hold 5; deferred 7 + incoming 2 + maildrop 3 all look alike in -p.
+    assert_eq!(
+        gauges,
+        vec![
+            &format!("postfix.queue.size:1|g|#queue:active,{tag}"),
+            &format!("postfix.queue.size:5|g|#queue:hold,{tag}"),
+            &format!("postfix.queue.size:12|g|#queue:deferred,{tag}"),
+        ]
+    );
+}
+
+#[test]
+fn empty_queue_is_a_true_zero() {
+    let s = Scratch::new();
+    s.postfix(
+        "j",
+        "ok",
+        Some("tests/fixtures/postqueue-j/empty.jsonl"),
+        None,
+    );
+    s.postfix(
+        "p",
+        "ok",
+        None,
+        Some("tests/fixtures/postqueue-p/empty.txt"),
+    );
+    s.write("p/mail_version", "3.0.1\n");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("j").display(),
+        s.path("p").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with("postfix.queue.size:0|g"))
+            .count(),
+        8,
+        "{text}"
+    );
+}
+
+/// Every failure: CRITICAL with its cause, the error counted, and no queue gauge at all.
+#[test]
+fn failures_are_named_and_send_no_gauge() {
+    let s = Scratch::new();
+    let cases = [
+        ("down", "Postfix is not running"),
+        ("denied", "not in Postfix's authorized_mailq_users"),
+        ("garbage", "line 1: not a JSON queue entry"),
+        ("crash", "killed by signal 11"),
+        (
+            "exit3",
+            "failed with exit status 3: postqueue: fatal: something odd",
+        ),
+    ];
+    let mut body = String::from("instances:\n");
+    for (mode, _) in &cases {
+        s.postfix(mode, mode, None, None);
+        body.push_str(&format!(
+            "  - {{method: postqueue, config_directory: {}}}\n",
+            s.path(mode).display()
+        ));
+    }
+    body.push_str(&format!(
+        "  - {{method: postqueue, config_directory: /etc/postfix, commands: {{postqueue: {}}}}}\n",
+        s.path("nonexistent/postqueue").display()
+    ));
+    let config = s.config(&body);
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    for (mode, cause) in cases {
+        let tag = format!("instance:{}", s.path(mode).display());
+        let mine = tagged(&lines, &tag);
+        assert!(
+            !mine.iter().any(|l| l.starts_with("postfix.queue.size")),
+            "{mode}: a gauge was sent: {mine:?}"
+        );
+        let sc = mine
+            .iter()
+            .find(|l| l.starts_with("_sc|postfix.can_collect|2|"))
+            .unwrap_or_else(|| panic!("{mode}: no CRITICAL"));
+        assert!(sc.contains(cause), "{mode}: {sc}");
+        assert!(
+            mine.iter()
+                .any(|l| l.starts_with("postfix.collection.errors:1|c")),
+            "{mode}"
+        );
+    }
+    let missing = tagged(&lines, "instance:/etc/postfix");
+    assert!(
+        missing
+            .iter()
+            .any(|l| l.starts_with("_sc|postfix.can_collect|2|") && l.contains("does not exist")),
+        "{missing:?}"
+    );
+}
+
+#[test]
+fn a_hung_command_is_killed_with_its_whole_process_group() {
+    let s = Scratch::new();
+    s.postfix("hang", "hang", None, None);
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}, timeout: 0.5}}\n",
+        s.path("hang").display()
+    ));
+    let started = std::time::Instant::now();
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("did not finish within 0.5s; its process group was killed"),
+        "{}",
+        stdout(&out)
+    );
+    // TERM at 0.5 s is enough for sh and sleep; far less than the 1000 s they would sleep.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    for f in ["hang/child.pid", "hang/grandchild.pid"] {
+        let pid = read_pid(&s.path(f), Duration::from_secs(1));
+        assert!(!alive(pid), "{f} ({pid}) is still running");
+    }
+}
+
+#[test]
+fn find_walks_or_sudoes_and_names_the_refused_queue() {
+    let s = Scratch::new();
+    for (q, n) in [
+        ("incoming", 2),
+        ("active", 0),
+        ("deferred/A", 3),
+        ("deferred/B", 1),
+        ("hold", 1),
+    ] {
+        std::fs::create_dir_all(s.path(&format!("spool/{q}"))).unwrap();
+        for i in 0..n {
+            s.write(&format!("spool/{q}/F{i}"), "x");
+        }
+    }
+    // The fake sudo refuses hold, as sudo does for a queue with no sudoers line.
+    s.write("spool/refuse-hold", "");
+    let config = s.config(&format!(
+        "init_config:\n  postfix_user: postfix-test-nobody\ninstances:\n  - directory: {}/\n    queues: [incoming, active, deferred, hold, maildrop]\n",
+        s.path("spool").display()
+    ));
+    let mut cmd = std::process::Command::new(if is_root() { "setpriv" } else { bin() });
+    if is_root() {
+        // As root the daemon would walk the directories itself; as nobody it must use sudo.
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+    }
+    let out = cmd
+        .args(["check", "-c", config.to_str().unwrap()])
+        .env_remove("DD_DOGSTATSD_URL")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    golden("check-find-sudo.txt", &mask(&stdout(&out), &s));
+
+    if is_root() {
+        // As root: no sudo, and every queue but the missing maildrop is counted.
+        let out = run(&["check", "-c", config.to_str().unwrap()]);
+        let text = stdout(&out);
+        assert!(text.contains("directory walk (no sudo needed)"), "{text}");
+        assert!(
+            text.contains("postfix.queue.size:4|g|#queue:deferred,instance:spool"),
+            "{text}"
+        );
+        assert!(
+            text.contains("postfix.queue.size:1|g|#queue:hold,instance:spool"),
+            "{text}"
+        );
+        assert!(text.contains("queue maildrop: cannot read"), "{text}");
+    }
+}
+
+#[test]
+fn dd_env_sets_target_and_tags_and_send_sends() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("pf").display()
+    ));
+    let udp = Udp::new();
+    let out = run_env(
+        &["check", "--send", "-c", config.to_str().unwrap()],
+        &[
+            ("DD_DOGSTATSD_URL", &udp.url()),
+            ("DD_ENV", "prod"),
+            ("DD_AGENT_HOST", "192.0.2.1"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = udp.lines_until(Duration::from_secs(5), |l| {
+        l.iter().any(|x| x.starts_with("_sc|"))
+    });
+    let want = format!(
+        "postfix.queue.size:7|g|#queue:deferred,instance:{},env:prod",
+        s.path("pf").display()
+    );
+    assert!(lines.contains(&want), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.ends_with("env:prod") || l.starts_with("_sc")),
+        "{lines:?}"
+    );
+}

@@ -1,0 +1,393 @@
+//! Helpers shared by the integration tests: a scratch directory with fake Postfix instances,
+//! real UDP and Unix datagram receivers, and the daemon binary run as a child process.
+#![allow(dead_code, clippy::disallowed_methods, clippy::unwrap_used)] // each test file uses a part; tests start the real binary
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_postfix-dogstatsd")
+}
+
+pub fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+pub fn fake(name: &str) -> String {
+    repo("tests/fake-bin").join(name).display().to_string()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY-free: /proc tells us our effective uid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A temporary directory readable by everyone (tests may run the daemon as `nobody`).
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new()
+            .prefix("pfdd-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        Scratch { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        p
+    }
+
+    /// A fake Postfix config directory for tests/fake-bin/postqueue: `mode` and the listings.
+    pub fn postfix(
+        &self,
+        name: &str,
+        mode: &str,
+        json: Option<&str>,
+        text: Option<&str>,
+    ) -> PathBuf {
+        let dir = self.path(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        self.write(&format!("{name}/mode"), mode);
+        if let Some(f) = json {
+            self.write(
+                &format!("{name}/listing-j"),
+                std::fs::read(repo(f)).unwrap(),
+            );
+        }
+        if let Some(f) = text {
+            self.write(
+                &format!("{name}/listing-p"),
+                std::fs::read(repo(f)).unwrap(),
+            );
+        }
+        dir
+    }
+
+    /// A config using the fake commands, with `body` (YAML) after it.
+    pub fn config(&self, body: &str) -> PathBuf {
+        let text = format!(
+            "commands:\n  postqueue: {}\n  postconf: {}\n  sudo: {}\n{body}",
+            fake("postqueue"),
+            fake("postconf"),
+            fake("sudo")
+        );
+        self.write("config.yaml", text)
+    }
+}
+
+/// Runs the binary to completion.
+pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).stdin(Stdio::null());
+    for var in [
+        "DD_DOGSTATSD_URL",
+        "DD_AGENT_HOST",
+        "DD_DOGSTATSD_PORT",
+        "DD_ENV",
+        "DD_SERVICE",
+        "DD_VERSION",
+        "DD_ENTITY_ID",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Replaces what changes from run to run (durations) so output can be compared to a golden file.
+pub fn mask(text: &str, scratch: &Scratch) -> String {
+    let dir = scratch.dir.path().display().to_string();
+    let mut out = String::new();
+    for line in text
+        .replace(&dir, "<scratch>")
+        .replace(&repo("").display().to_string(), "<repo>/")
+        .lines()
+    {
+        let line = if let Some((head, rest)) = line.split_once("postfix.collection.duration:") {
+            let tail = rest.split_once('|').map_or("", |(_, t)| t);
+            format!("{head}postfix.collection.duration:<secs>|{tail}")
+        } else if let Some(i) = line.find(", 0.") {
+            // "(postqueue -j, 0.007 s)"
+            let end = line[i..].find(" s)").map_or(line.len(), |e| i + e);
+            format!("{}, <secs>{}", &line[..i], &line[end..])
+        } else {
+            line.to_owned()
+        };
+        // The sudoers line names whoever ran the test.
+        let line = match line.split_once("add to sudoers: `") {
+            Some((head, rest)) => format!(
+                "{head}add to sudoers: `<me>{}",
+                &rest[rest.find(' ').unwrap_or(0)..]
+            ),
+            None => line,
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// Compares with tests/golden/<name>; UPDATE_GOLDEN=1 rewrites it.
+pub fn golden(name: &str, actual: &str) {
+    let path = repo("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} is missing; run with UPDATE_GOLDEN=1", path.display()));
+    if expected != actual {
+        panic!(
+            "{} differs (UPDATE_GOLDEN=1 rewrites it)\n--- expected\n{expected}\n--- actual\n{actual}",
+            path.display()
+        );
+    }
+}
+
+/// Lines received on a real socket.
+pub trait Receiver {
+    fn recv_datagram(&self, timeout: Duration) -> Option<Vec<u8>>;
+
+    /// Collects lines until `done(lines so far)` or the timeout; returns what came.
+    fn lines_until(&self, timeout: Duration, done: impl Fn(&[String]) -> bool) -> Vec<String> {
+        let end = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        while !done(&lines) {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            if let Some(d) = self.recv_datagram(left.min(Duration::from_millis(200))) {
+                let text = String::from_utf8(d).expect("datagrams are UTF-8");
+                lines.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+            }
+        }
+        lines
+    }
+}
+
+pub struct Udp {
+    pub socket: UdpSocket,
+}
+
+impl Udp {
+    pub fn new() -> Udp {
+        Udp {
+            socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("udp://{}", self.socket.local_addr().unwrap())
+    }
+}
+
+impl Receiver for Udp {
+    fn recv_datagram(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.socket
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = self.socket.recv(&mut buf).ok()?;
+        assert!(n <= 1432, "a UDP datagram of {n} bytes: more than 1432");
+        buf.truncate(n);
+        Some(buf)
+    }
+}
+
+pub struct Unix {
+    pub path: PathBuf,
+    pub socket: UnixDatagram,
+}
+
+impl Unix {
+    pub fn new(path: PathBuf) -> Unix {
+        let _ = std::fs::remove_file(&path);
+        let socket = UnixDatagram::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        Unix { path, socket }
+    }
+
+    pub fn url(&self) -> String {
+        format!("unix://{}", self.path.display())
+    }
+}
+
+impl Receiver for Unix {
+    fn recv_datagram(&self, timeout: Duration) -> Option<Vec<u8>> {
+        self.socket
+            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        let n = self.socket.recv(&mut buf).ok()?;
+        assert!(n <= 8192, "a Unix datagram of {n} bytes: more than 8192");
+        buf.truncate(n);
+        Some(buf)
+    }
+}
+
+/// The daemon running in the background, its stderr collected.
+pub struct Daemon {
+    pub child: Child,
+    logs: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path) -> Daemon {
+        Daemon::start_with(Command::new(bin()), config)
+    }
+
+    pub fn start_with(mut cmd: Command, config: &Path) -> Daemon {
+        cmd.args(["run", "--config"])
+            .arg(config)
+            .args(["--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for var in [
+            "DD_DOGSTATSD_URL",
+            "DD_AGENT_HOST",
+            "DD_DOGSTATSD_PORT",
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+        ] {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let logs = Arc::new(Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Daemon { child, logs }
+    }
+
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.logs().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether a process is still there (a zombie waiting for init to reap it counts as gone).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+pub fn read_pid(path: &Path, timeout: Duration) -> u32 {
+    let end = Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(pid) = text.trim().parse() {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < end, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines that carry `tag`.
+pub fn tagged<'a>(lines: &'a [String], tag: &str) -> Vec<&'a String> {
+    lines
+        .iter()
+        .filter(|l| {
+            l.split("|#")
+                .nth(1)
+                .is_some_and(|t| t.split(['|', ',']).any(|x| x == tag))
+        })
+        .collect()
+}
+
+pub fn count_service_checks(lines: &[String], tag: &str) -> usize {
+    tagged(lines, tag)
+        .iter()
+        .filter(|l| l.starts_with("_sc|"))
+        .count()
+}

@@ -1,0 +1,99 @@
+//! The config as users write it: every invalid case gives its exact message (golden files),
+//! Datadog's own example configs and every file in examples/ validate.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use common::*;
+
+fn yaml_files(dir: &str) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(repo(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no YAML in {dir}");
+    files
+}
+
+#[test]
+fn valid_configs_validate() {
+    let mut files = yaml_files("examples");
+    files.extend(yaml_files("tests/config/valid"));
+    for f in files {
+        let out = run(&["validate", "-c", f.to_str().unwrap()]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}: {}",
+            f.display(),
+            stderr(&out)
+        );
+        assert!(stdout(&out).contains(": valid: "), "{}", stdout(&out));
+    }
+}
+
+#[test]
+fn invalid_configs_give_every_problem_with_exit_78() {
+    for f in yaml_files("tests/config/invalid") {
+        let out = run(&["validate", "-c", f.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(78), "{}", f.display());
+        let name = f
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace(".yaml", ".txt");
+        let text = stderr(&out).replace(&repo("").display().to_string(), "<repo>/");
+        golden(&format!("config/{name}"), &text);
+    }
+}
+
+#[test]
+fn datadog_example_semantics() {
+    // Datadog's example (find mode): gauges per listed queue, tagged with the directory basename.
+    let out = run(&[
+        "validate",
+        "-c",
+        repo("tests/config/valid/datadog-conf.yaml.example.yaml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(
+        stdout(&out).lines().nth(1),
+        Some("  instances[0] (find postfix)")
+    );
+}
+
+#[test]
+fn bad_environment_is_a_config_error() {
+    let out = run_env(
+        &[
+            "validate",
+            "-c",
+            repo("examples/postqueue.yaml").to_str().unwrap(),
+        ],
+        &[("DD_DOGSTATSD_URL", "tcp://nope")],
+    );
+    assert_eq!(out.status.code(), Some(78));
+    assert!(stderr(&out)
+        .contains("environment DD_DOGSTATSD_URL: \"tcp://nope\" is not a udp:// or unix:// URL"));
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_shows_defaults() {
+    assert_eq!(run(&["frobnicate"]).status.code(), Some(2));
+    let help = stdout(&run(&["--help"]));
+    for want in [
+        "run",
+        "check",
+        "validate",
+        "--config",
+        "--log-format",
+        "[default: text]",
+        "/etc/postfix-dogstatsd/config.yaml",
+    ] {
+        assert!(help.contains(want), "--help lacks {want}:\n{help}");
+    }
+}

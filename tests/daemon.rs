@@ -1,0 +1,258 @@
+//! `run` end to end: the real daemon, fake Postfix commands, real UDP and Unix datagram
+//! sockets, real signals.
+#![allow(clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Starts a daemon with one good and one failing instance sending to `url`.
+fn two_instances(s: &Scratch, url: &str, extra_tag: &str) -> std::path::PathBuf {
+    s.postfix(
+        "good",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    s.postfix("down", "down", None, None);
+    s.config(&format!(
+        "dogstatsd:\n  url: {url}\n  tags: [{extra_tag}]\ninit_config:\n  postqueue: true\ninstances:\n  - config_directory: {}\n    min_collection_interval: 0.2\n    tags: [role:out]\n  - config_directory: {}\n    min_collection_interval: 0.2\n",
+        s.path("good").display(),
+        s.path("down").display()
+    ))
+}
+
+fn assert_exact_lines(s: &Scratch, lines: &[String], extra_tag: &str) {
+    let good = format!("instance:{}", s.path("good").display());
+    let down = format!("instance:{}", s.path("down").display());
+    // One cycle of the good instance, exactly, durations aside.
+    let first: Vec<String> = tagged(lines, &good)
+        .into_iter()
+        .take(9)
+        .map(|l| mask(l, s).trim_end().to_owned())
+        .collect();
+    let pf = "<scratch>/good";
+    let want: Vec<String> = [
+        format!("postfix.queue.size:1|g|#role:out,queue:active,instance:{pf},{extra_tag}"),
+        format!("postfix.queue.size:5|g|#role:out,queue:hold,instance:{pf},{extra_tag}"),
+        format!("postfix.queue.size:7|g|#role:out,queue:deferred,instance:{pf},{extra_tag}"),
+        format!("postfix.queue.size:2|g|#role:out,queue:incoming,instance:{pf},{extra_tag}"),
+        format!("postfix.queue.size:3|g|#role:out,queue:maildrop,instance:{pf},{extra_tag}"),
+        format!("postfix.collection.duration:<secs>|g|#role:out,instance:{pf},{extra_tag}"),
+        format!("postfix.collection.errors:0|c|#role:out,instance:{pf},{extra_tag}"),
+        format!("postfix.collection.skipped:0|c|#role:out,instance:{pf},{extra_tag}"),
+        format!("_sc|postfix.can_collect|0|#role:out,instance:{pf},{extra_tag}"),
+    ]
+    .into();
+    assert_eq!(first, want);
+    // The failing one: CRITICAL with the cause, errors counted, never a queue gauge.
+    let mine = tagged(lines, &down);
+    assert!(!mine.is_empty());
+    assert!(
+        !mine.iter().any(|l| l.starts_with("postfix.queue.size")),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("_sc|postfix.can_collect|2|")
+                && l.contains("|m:Postfix is not running: ")),
+        "{mine:?}"
+    );
+    assert!(mine
+        .iter()
+        .any(|l| l.starts_with("postfix.collection.errors:1|c|")));
+}
+
+#[test]
+fn udp_exact_lines_and_no_gauge_for_a_failed_instance() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let config = two_instances(&s, &udp.url(), "dc:test");
+    let mut d = Daemon::start(&config);
+    let good = format!("instance:{}", s.path("good").display());
+    let down = format!("instance:{}", s.path("down").display());
+    let lines = udp.lines_until(WAIT, |l| {
+        count_service_checks(l, &good) >= 3 && count_service_checks(l, &down) >= 3
+    });
+    assert_exact_lines(&s, &lines, "dc:test");
+    // Runs repeat on the interval: 3 cycles in well under the wait.
+    assert!(count_service_checks(&lines, &good) >= 3, "{}", d.logs());
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn unix_socket_lines_and_a_recreated_socket_is_found_again() {
+    let s = Scratch::new();
+    let rx = Unix::new(s.path("dsd.socket"));
+    let config = two_instances(&s, &rx.url(), "via:unix");
+    let mut d = Daemon::start(&config);
+    let good = format!("instance:{}", s.path("good").display());
+    let lines = rx.lines_until(WAIT, |l| count_service_checks(l, &good) >= 1);
+    assert_exact_lines(&s, &lines, "via:unix");
+
+    // The Agent restarts: the socket goes away, then comes back under the same path.
+    drop(rx);
+    std::fs::remove_file(s.path("dsd.socket")).unwrap();
+    assert!(d.wait_log("cannot send to DogStatsD", WAIT), "{}", d.logs());
+    let rx = Unix::new(s.path("dsd.socket"));
+    let lines = rx.lines_until(WAIT, |l| count_service_checks(l, &good) >= 2);
+    assert!(
+        count_service_checks(&lines, &good) >= 2,
+        "nothing after the socket came back: {}",
+        d.logs()
+    );
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn unreachable_agent_never_stops_collection() {
+    let s = Scratch::new();
+    // Nothing listens at this path: every send fails.
+    let config = two_instances(
+        &s,
+        &format!("unix://{}", s.path("nobody-here.socket").display()),
+        "x:y",
+    );
+    s.write("good/calls", "");
+    let d = Daemon::start(&config);
+    std::thread::sleep(Duration::from_secs(2));
+    let calls = std::fs::read_to_string(s.path("good/calls"))
+        .unwrap()
+        .lines()
+        .count();
+    // 0.2 s interval over 2 s: about 10 runs; the point is that runs go on.
+    assert!(calls >= 5, "only {calls} runs: {}", d.logs());
+    let warnings = d.logs().matches("cannot send to DogStatsD").count();
+    assert_eq!(
+        warnings,
+        1,
+        "send errors are logged once a minute: {}",
+        d.logs()
+    );
+}
+
+#[test]
+fn sighup_applies_a_good_config_and_keeps_the_old_on_a_bad_one() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let config = two_instances(&s, &udp.url(), "gen:one");
+    let mut d = Daemon::start(&config);
+    let lines = udp.lines_until(WAIT, |l| l.iter().any(|x| x.ends_with("gen:one")));
+    assert!(lines.iter().any(|x| x.ends_with("gen:one")), "{}", d.logs());
+
+    two_instances(&s, &udp.url(), "gen:two");
+    d.signal("HUP");
+    let lines = udp.lines_until(WAIT, |l| l.iter().any(|x| x.ends_with("gen:two")));
+    assert!(lines.iter().any(|x| x.ends_with("gen:two")), "{}", d.logs());
+    assert!(d.wait_log("reloaded", WAIT));
+
+    s.write("config.yaml", "instances: [{method: nonsense}]\n");
+    d.signal("HUP");
+    assert!(
+        d.wait_log("reload failed, the running config stays in place", WAIT),
+        "{}",
+        d.logs()
+    );
+    assert!(
+        d.logs()
+            .contains("instances[0].method: unknown method \"nonsense\""),
+        "{}",
+        d.logs()
+    );
+    // Still running, still the second config.
+    let _ = udp.lines_until(Duration::from_millis(500), |_| false);
+    let lines = udp.lines_until(WAIT, |l| l.len() > 20);
+    assert!(
+        lines
+            .iter()
+            .all(|x| x.ends_with("gen:two") || x.starts_with("_sc|")),
+        "{lines:?}"
+    );
+    assert!(d.child.try_wait().unwrap().is_none());
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}
+
+#[test]
+fn sigterm_during_a_hung_collection_exits_0_within_5s_and_leaves_no_child() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("hang", "hang", None, None);
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, config_directory: {}, timeout: 50}}\n",
+        udp.url(),
+        s.path("hang").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let child = read_pid(&s.path("hang/child.pid"), WAIT);
+    let grandchild = read_pid(&s.path("hang/grandchild.pid"), WAIT);
+    assert!(alive(child) && alive(grandchild));
+    let asked = Instant::now();
+    d.signal("TERM");
+    let status = d.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", d.logs());
+    assert!(asked.elapsed() < Duration::from_secs(5));
+    assert!(!alive(child) && !alive(grandchild), "children left behind");
+}
+
+#[test]
+fn a_hung_instance_never_delays_another() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("hang", "hang", None, None);
+    s.postfix(
+        "good",
+        "ok",
+        Some("tests/fixtures/postqueue-j/empty.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, config_directory: {}, min_collection_interval: 1, timeout: 3}}\n  - {{method: postqueue, config_directory: {}, min_collection_interval: 0.2}}\n",
+        udp.url(),
+        s.path("hang").display(),
+        s.path("good").display()
+    ));
+    let d = Daemon::start(&config);
+    let good = format!("instance:{}", s.path("good").display());
+    let hang = format!("instance:{}", s.path("hang").display());
+    let started = Instant::now();
+    let lines = udp.lines_until(WAIT, |l| count_service_checks(l, &good) >= 8);
+    // 8 runs of the good instance while the other hangs for 3 s at a time.
+    assert!(count_service_checks(&lines, &good) >= 8, "{}", d.logs());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // The hung one: timeout, then a skipped-run count for the ticks it overran.
+    let lines = udp.lines_until(WAIT, |l| count_service_checks(l, &hang) >= 1);
+    let mine = tagged(&lines, &hang);
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("_sc|postfix.can_collect|2|")
+                && l.contains("did not finish within 3.0s")),
+        "{mine:?}"
+    );
+    let skipped: Vec<u64> = mine
+        .iter()
+        .filter_map(|l| l.strip_prefix("postfix.collection.skipped:"))
+        .filter_map(|l| l.split('|').next()?.parse().ok())
+        .collect();
+    // A 3 s run on a 1 s interval overruns about three ticks.
+    assert!(skipped.iter().any(|&n| (2..=5).contains(&n)), "{mine:?}");
+}
