@@ -1,6 +1,6 @@
 //! `check` end to end: the real binary against fake Postfix commands that print real captured
 //! output, and against the failures a real Postfix cannot produce on demand.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
 

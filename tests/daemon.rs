@@ -1,6 +1,6 @@
 //! `run` end to end: the real daemon, fake Postfix commands, real UDP and Unix datagram
 //! sockets, real signals.
-#![allow(clippy::disallowed_methods)]
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
 
 mod common;
 
