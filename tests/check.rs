@@ -239,10 +239,16 @@ fn find_walks_or_sudoes_and_names_the_refused_queue() {
         "init_config:\n  postfix_user: postfix-test-nobody\ninstances:\n  - directory: {}/\n    queues: [incoming, active, deferred, hold, maildrop]\n",
         s.path("spool").display()
     ));
-    let mut cmd = std::process::Command::new(if is_root() { "setpriv" } else { bin() });
+    let me = s.bin_copy();
+    let mut cmd = std::process::Command::new(if is_root() {
+        "setpriv".as_ref()
+    } else {
+        me.as_os_str()
+    });
     if is_root() {
         // As root the daemon would walk the directories itself; as nobody it must use sudo.
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&me);
     }
     let out = cmd
         .args(["check", "-c", config.to_str().unwrap()])

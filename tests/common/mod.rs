@@ -89,15 +89,30 @@ impl Scratch {
         dir
     }
 
-    /// A config using the fake commands, with `body` (YAML) after it.
+    /// A config using the fake commands, with `body` (YAML) after it. The fakes (and the
+    /// binary, see `bin_copy`) are copied here so that a test running the daemon as `nobody`
+    /// can execute them wherever the checkout is.
     pub fn config(&self, body: &str) -> PathBuf {
-        let text = format!(
-            "commands:\n  postqueue: {}\n  postconf: {}\n  sudo: {}\n{body}",
-            fake("postqueue"),
-            fake("postconf"),
-            fake("sudo")
-        );
+        let mut text = String::from("commands:\n");
+        for name in ["postqueue", "postconf", "sudo"] {
+            let to = self.path(&format!("bin/{name}"));
+            if !to.exists() {
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::copy(fake(name), &to).unwrap();
+            }
+            text.push_str(&format!("  {name}: {}\n", to.display()));
+        }
+        text.push_str(body);
         self.write("config.yaml", text)
+    }
+
+    /// The daemon binary, copied where any user may run it.
+    pub fn bin_copy(&self) -> PathBuf {
+        let to = self.path("bin/postfix-dogstatsd");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(bin(), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
     }
 }
 
