@@ -1,0 +1,410 @@
+//! Against a real Postfix and a third-party DogStatsD receiver (the npm `statsd` daemon):
+//! runs when POSTFIX_E2E=1, after tests/e2e/postfix-setup.sh and tests/e2e/statsd-start.sh
+//! (as root; `.ci/run` does both). The real daemon runs as the unprivileged user `pfdtest`
+//! with the documented sudoers lines; the truth is counted as root with `find`.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+
+/// The tests share one Postfix: one at a time.
+static POSTFIX: Mutex<()> = Mutex::new(());
+const USER: &str = "pfdtest";
+const STATSD_UDP: &str = "udp://127.0.0.1:18125";
+const STATSD_UNIX: &str = "unix:///tmp/pfd-statsd/dsd.socket";
+const QUEUES: [&str; 5] = ["incoming", "active", "deferred", "hold", "maildrop"];
+
+fn enabled(test: &str) -> bool {
+    if std::env::var_os("POSTFIX_E2E").is_some_and(|v| v == "1") {
+        return true;
+    }
+    // Straight to stderr: libtest captures eprintln! of passing tests, and a skip must show.
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: set POSTFIX_E2E=1 (after tests/e2e/postfix-setup.sh) to run it against a real Postfix"
+    );
+    false
+}
+
+fn script(name: &str, args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo(&format!("tests/e2e/{name}")))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// `queue count` lines from queue-truth.sh (find -type f per queue, as root).
+fn truth() -> BTreeMap<String, u64> {
+    script("queue-truth.sh", &[])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(q, n)| (q.to_owned(), n.trim().parse().unwrap()))
+        .collect()
+}
+
+/// Empty queues, then real mail in every queue, frozen (qmgr and pickup paused).
+fn fill() -> BTreeMap<String, u64> {
+    script("postfix-reset.sh", &[]);
+    script("fill-queues.sh", &["12"]);
+    let t = truth();
+    for q in QUEUES {
+        assert!(t[q] > 0, "fill-queues left {q} empty: {t:?}");
+    }
+    t
+}
+
+/// The daemon binary run as `pfdtest`.
+fn as_user(s: &Scratch, args: &[&str]) -> Output {
+    let me = s.bin_copy();
+    Command::new("runuser")
+        .args(["-u", USER, "--"])
+        .arg(&me)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap()
+}
+
+/// A config file with the real commands.
+fn config(s: &Scratch, body: &str) -> String {
+    s.write("config.yaml", body).display().to_string()
+}
+
+fn gauges(out: &str, tag: &str) -> BTreeMap<String, u64> {
+    out.lines()
+        .filter(|l| l.starts_with("postfix.queue.size:") && l.contains(tag))
+        .map(|l| {
+            let value = l["postfix.queue.size:".len()..]
+                .split('|')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let queue = l
+                .split("queue:")
+                .nth(1)
+                .unwrap()
+                .split([',', '|'])
+                .next()
+                .unwrap();
+            (queue.to_owned(), value)
+        })
+        .collect()
+}
+
+fn statsd(command: &str) -> String {
+    script("statsd-query.sh", &[command, "--json"])
+}
+
+fn bad_lines() -> u64 {
+    statsd("stats")
+        .split("bad_lines_seen")
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim_start_matches(['"', ':', ' '])
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .map(str::to_owned)
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bad_lines_seen in {}", statsd("stats")))
+}
+
+/// The receiver's value for `postfix.queue.size` with `run:<run>` and `queue:<q>`.
+fn received(run: &str, queue: &str) -> Option<u64> {
+    let json = statsd("gauges");
+    let key = format!("postfix.queue.size;run={run};queue={queue};");
+    let at = json.find(&key)?;
+    let rest = &json[at..];
+    let value = rest.split_once("\":")?.1.trim_start();
+    value
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `check --send` as pfdtest; the gauges printed and the gauges statsd received both equal the
+/// truth, and statsd rejected no metric line (it rejects service checks: one per instance).
+fn check_against_truth(method_yaml: &str, url: &str, run: &str, queues: &[&str]) {
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let want = fill();
+    let s = Scratch::new();
+    let cfg = config(
+        &s,
+        &format!("dogstatsd: {{url: \"{url}\"}}\ninit_config: {{postfix_user: postfix}}\ninstances:\n  - {method_yaml}\n    tags: [\"run:{run}\"]\n"),
+    );
+    let bad_before = bad_lines();
+    let out = as_user(&s, &["check", "--send", "-c", &cfg]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let got = gauges(&text, &format!("run:{run}"));
+    for q in queues {
+        assert_eq!(
+            got.get(*q),
+            Some(&want[*q]),
+            "queue {q}: check printed {got:?}, truth {want:?}\n{text}"
+        );
+        // The table row too.
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [*q, &want[*q].to_string()]),
+            "{text}"
+        );
+    }
+    // What the third-party receiver made of the lines we sent.
+    let mut seen = BTreeMap::new();
+    for _ in 0..50 {
+        seen = queues
+            .iter()
+            .filter_map(|q| received(run, q).map(|v| (q.to_string(), v)))
+            .collect();
+        if seen.len() == queues.len() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for q in queues {
+        assert_eq!(
+            seen.get(*q),
+            Some(&want[*q]),
+            "statsd holds {seen:?}, truth {want:?}"
+        );
+    }
+    let service_checks = text.lines().filter(|l| l.starts_with("_sc|")).count() as u64;
+    assert_eq!(
+        bad_lines() - bad_before,
+        service_checks,
+        "statsd rejected metric lines:\n{text}"
+    );
+}
+
+#[test]
+fn find_method_as_unprivileged_user_with_sudoers_over_udp() {
+    if enabled("find_method_as_unprivileged_user_with_sudoers_over_udp") {
+        check_against_truth(
+            "directory: /var/spool/postfix\n    queues: [incoming, active, deferred, hold, maildrop]",
+            STATSD_UDP,
+            "find-udp",
+            &QUEUES,
+        );
+    }
+}
+
+#[test]
+fn find_method_over_unix_socket() {
+    if enabled("find_method_over_unix_socket") {
+        check_against_truth(
+            "directory: /var/spool/postfix\n    queues: [incoming, active, deferred, hold, maildrop]",
+            STATSD_UNIX,
+            "find-unix",
+            &QUEUES,
+        );
+    }
+}
+
+#[test]
+fn postqueue_method_counts_all_five_queues_over_udp() {
+    if enabled("postqueue_method_counts_all_five_queues_over_udp") {
+        check_against_truth(
+            "method: postqueue\n    config_directory: /etc/postfix",
+            STATSD_UDP,
+            "pq-udp",
+            &QUEUES,
+        );
+    }
+}
+
+#[test]
+fn postqueue_method_over_unix_socket() {
+    if enabled("postqueue_method_over_unix_socket") {
+        check_against_truth(
+            "method: postqueue\n    config_directory: /etc/postfix",
+            STATSD_UNIX,
+            "pq-unix",
+            &QUEUES,
+        );
+    }
+}
+
+#[test]
+fn missing_sudoers_line_is_named_and_never_hangs() {
+    if !enabled("missing_sudoers_line_is_named_and_never_hangs") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let want = fill();
+    let s = Scratch::new();
+    // The test sudoers has no line for corrupt.
+    let cfg = config(
+        &s,
+        "init_config: {postfix_user: postfix}\ninstances:\n  - {directory: /var/spool/postfix, queues: [deferred, corrupt, hold], timeout: 20}\n",
+    );
+    let started = std::time::Instant::now();
+    let out = as_user(&s, &["check", "-c", &cfg]);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "sudo -n must fail at once"
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("error: queue corrupt: sudo refused"),
+        "{text}"
+    );
+    assert!(text.contains("add to sudoers: `pfdtest ALL=(postfix) NOPASSWD: /usr/bin/find /var/spool/postfix/corrupt -type f`"), "{text}");
+    let got = gauges(&text, "instance:postfix");
+    assert_eq!(got.get("deferred"), Some(&want["deferred"]));
+    assert_eq!(got.get("hold"), Some(&want["hold"]));
+    assert_eq!(got.get("corrupt"), None, "no gauge for the refused queue");
+    assert!(text.contains("_sc|postfix.can_collect|2|"), "{text}");
+}
+
+#[test]
+fn not_in_authorized_mailq_users_is_reported_as_such() {
+    if !enabled("not_in_authorized_mailq_users_is_reported_as_such") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    fill();
+    let s = Scratch::new();
+    let cfg = config(
+        &s,
+        "instances:\n  - {method: postqueue, config_directory: /etc/postfix}\n",
+    );
+    postconf("authorized_mailq_users = root");
+    let out = as_user(&s, &["check", "-c", &cfg]);
+    postconf("authorized_mailq_users = static:anyone");
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("this user is not in Postfix's authorized_mailq_users"),
+        "{text}"
+    );
+    assert!(text.contains("User pfdtest"), "{text}");
+    assert!(!text.contains("postfix.queue.size"), "{text}");
+}
+
+fn postconf(setting: &str) {
+    let st = Command::new("postconf")
+        .args(["-e", setting])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+fn postfix(action: &str) {
+    let out = Command::new("postfix").arg(action).output().unwrap();
+    assert!(out.status.success(), "postfix {action}: {}", stderr(&out));
+}
+
+#[test]
+fn postfix_stopped_gives_critical_and_no_gauge_then_recovers_without_restart() {
+    if !enabled("postfix_stopped_gives_critical_and_no_gauge_then_recovers_without_restart") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    fill();
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let cfg = config(
+        &s,
+        &format!("dogstatsd: {{url: \"{}\"}}\ninstances:\n  - {{method: postqueue, config_directory: /etc/postfix, min_collection_interval: 0.5}}\n", udp.url()),
+    );
+    let me = s.bin_copy();
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", USER, "--"]).arg(&me);
+    let d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    let ok = |l: &[String]| {
+        l.iter()
+            .any(|x| x.starts_with("_sc|postfix.can_collect|0|"))
+    };
+    assert!(
+        ok(&udp.lines_until(Duration::from_secs(15), ok)),
+        "{}",
+        d.logs()
+    );
+
+    postfix("stop");
+    let _ = udp.lines_until(Duration::from_secs(1), |_| false); // what was in flight
+    let critical = |l: &[String]| {
+        l.iter()
+            .filter(|x| x.starts_with("_sc|postfix.can_collect|2|"))
+            .count()
+            >= 2
+    };
+    let lines = udp.lines_until(Duration::from_secs(15), critical);
+    postfix("start");
+    assert!(critical(&lines), "{lines:?}\n{}", d.logs());
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("m:Postfix is not running") && l.contains("mail system is down")),
+        "{lines:?}"
+    );
+    // While stopped, not one gauge: never a made-up 0.
+    let stopped: Vec<&String> = lines
+        .iter()
+        .skip_while(|l| !l.starts_with("_sc|postfix.can_collect|2|"))
+        .take_while(|l| !l.starts_with("_sc|postfix.can_collect|0|"))
+        .collect();
+    assert!(
+        !stopped.iter().any(|l| l.starts_with("postfix.queue.size")),
+        "{stopped:?}"
+    );
+
+    let after = udp.lines_until(Duration::from_secs(20), ok);
+    assert!(ok(&after), "no recovery: {after:?}\n{}", d.logs());
+    let want = truth();
+    let got = gauges(&after.join("\n"), "instance:/etc/postfix");
+    assert_eq!(got.get("deferred"), Some(&want["deferred"]), "{after:?}");
+}
+
+#[test]
+fn check_table_on_the_real_setup() {
+    if !enabled("check_table_on_the_real_setup") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let want = fill();
+    let s = Scratch::new();
+    let cfg = config(
+        &s,
+        "init_config: {postfix_user: postfix}\ninstances:\n  - {method: postqueue}\n  - {directory: /var/spool/postfix, queues: [incoming, active, deferred, hold, maildrop]}\n",
+    );
+    let out = as_user(&s, &["check", "-c", &cfg]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let mut expected = String::new();
+    expected.push_str("instances[0] (postqueue /etc/postfix): OK (postqueue -j, <secs> s)\n  QUEUE        MESSAGES\n");
+    for q in ["active", "hold", "deferred", "incoming", "maildrop"] {
+        expected.push_str(&format!("  {q:<10} {:>10}\n", want[q]));
+    }
+    expected.push_str(
+        "\ninstances[1] (find postfix): OK (sudo find, <secs> s)\n  QUEUE        MESSAGES\n",
+    );
+    for q in QUEUES {
+        expected.push_str(&format!("  {q:<10} {:>10}\n", want[q]));
+    }
+    let masked = mask(&text, &s);
+    assert!(
+        masked.contains(&expected),
+        "expected:\n{expected}\nactual:\n{masked}"
+    );
+}
