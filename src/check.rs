@@ -95,13 +95,30 @@ fn write_instance(
         MethodConfig::Find(o) => o.queues.iter().map(String::as_str).collect(),
         MethodConfig::Postqueue(_) => c.snapshot.queues.iter().map(|q| q.queue.as_str()).collect(),
     };
+    let listed = c.snapshot.queues.iter().any(|q| q.listing.is_some());
     if !wanted.is_empty() {
-        let _ = writeln!(out, "  {:<10} {:>10}", "QUEUE", "MESSAGES");
+        let _ = write!(out, "  {:<10} {:>10}", "QUEUE", "MESSAGES");
+        if listed {
+            let _ = write!(
+                out,
+                " {:>12} {:>10} {:>10}",
+                "BYTES", "RECIPIENTS", "OLDEST(s)"
+            );
+        }
+        out.push('\n');
     }
     for q in wanted {
-        match c.snapshot.messages(q) {
-            Some(n) => {
-                let _ = writeln!(out, "  {q:<10} {n:>10}");
+        match c.snapshot.get(q) {
+            Some(stats) => {
+                let _ = write!(out, "  {q:<10} {:>10}", stats.messages);
+                if let Some(l) = &stats.listing {
+                    let _ = write!(
+                        out,
+                        " {:>12} {:>10} {:>10}",
+                        l.bytes, l.recipients, l.oldest_age
+                    );
+                }
+                out.push('\n');
             }
             None => {
                 let _ = writeln!(out, "  {q:<10} {:>10}", "error");

@@ -26,6 +26,8 @@ pub struct Collection {
     /// How the method went about it this time ("sudo find", "postqueue -j", ...), for logs and
     /// the `check` table.
     pub how: String,
+    /// The Postfix `mail_version`, when the method learned it.
+    pub postfix_version: Option<String>,
 }
 
 /// When a collection must be over, and whether the daemon is stopping.

@@ -33,6 +33,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15);
 pub const MAX_DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const DEFAULT_POSTFIX_USER: &str = "root";
 pub const DEFAULT_CONFIG_DIRECTORY: &str = "/etc/postfix";
+/// 5m, 1h, 4h, 1d, 3d.
+pub const DEFAULT_AGE_THRESHOLDS: [u64; 5] = [300, 3600, 14_400, 86_400, 259_200];
+pub const DEFAULT_TOP_DOMAINS: usize = 10;
 
 /// Default paths of the commands the methods run (`commands:` overrides them).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +105,10 @@ pub struct Instance {
     /// Send `host:` (empty) so the Agent attaches no hostname.
     pub empty_default_hostname: bool,
     pub patterns: MetricPatterns,
+    /// Seconds and the `age:` tag value of each `postfix.queue.older_than` series.
+    pub age_thresholds: Vec<(u64, String)>,
+    /// Domains per queue in `postfix.queue.recipients_by_domain`; 0 turns it off.
+    pub top_domains: usize,
 }
 
 impl Instance {

@@ -10,8 +10,15 @@ use std::time::Duration;
 
 use crate::collect::Collection;
 use crate::config::Instance;
+use crate::reason::Reason;
 
 pub const QUEUE_SIZE: &str = "postfix.queue.size";
+pub const QUEUE_BYTES: &str = "postfix.queue.bytes";
+pub const QUEUE_RECIPIENTS: &str = "postfix.queue.recipients";
+pub const QUEUE_OLDEST_AGE: &str = "postfix.queue.oldest_age";
+pub const QUEUE_OLDER_THAN: &str = "postfix.queue.older_than";
+pub const RECIPIENTS_BY_REASON: &str = "postfix.queue.recipients_by_reason";
+pub const RECIPIENTS_BY_DOMAIN: &str = "postfix.queue.recipients_by_domain";
 pub const DURATION: &str = "postfix.collection.duration";
 pub const ERRORS: &str = "postfix.collection.errors";
 pub const SKIPPED: &str = "postfix.collection.skipped";
@@ -81,42 +88,75 @@ pub fn report(
         global: global_tags,
     };
     let mut samples = Vec::new();
-    let mut push = |name: &'static str, value, kind, tags| {
+    let mut gauge = |name: &'static str, value: u64, tags: Vec<String>| {
         if instance.patterns.allows(name) {
             samples.push(Sample {
                 name,
-                value,
-                kind,
+                value: Value::Int(value),
+                kind: Kind::Gauge,
                 tags,
             });
         }
     };
     for q in &collection.snapshot.queues {
-        push(
-            QUEUE_SIZE,
-            Value::Int(q.messages),
-            Kind::Gauge,
-            tagger.tags(Some(&q.queue)),
-        );
+        let tags = |extra: Option<String>| tagger.tags(Some(&q.queue), extra);
+        gauge(QUEUE_SIZE, q.messages, tags(None));
+        let Some(l) = &q.listing else { continue };
+        gauge(QUEUE_BYTES, l.bytes, tags(None));
+        gauge(QUEUE_RECIPIENTS, l.recipients, tags(None));
+        gauge(QUEUE_OLDEST_AGE, l.oldest_age, tags(None));
+        for ((_, label), n) in instance.age_thresholds.iter().zip(&l.older_than) {
+            gauge(QUEUE_OLDER_THAN, *n, tags(Some(format!("age:{label}"))));
+        }
+        // Reasons only mean something for mail that was tried: the deferred queue.
+        if q.queue == "deferred" {
+            for r in Reason::ALL {
+                let tag = format!("reason:{}", r.as_str());
+                gauge(RECIPIENTS_BY_REASON, l.reasons[r.index()], tags(Some(tag)));
+            }
+        }
+        if instance.top_domains > 0 {
+            let (top, other) = l.domains.top(instance.top_domains);
+            for (domain, n) in top {
+                gauge(
+                    RECIPIENTS_BY_DOMAIN,
+                    n,
+                    tags(Some(format!("domain:{domain}"))),
+                );
+            }
+            gauge(
+                RECIPIENTS_BY_DOMAIN,
+                other,
+                tags(Some("domain:other".to_owned())),
+            );
+        }
     }
+    let own = tagger.tags(None, None);
+    let mut push = |name: &'static str, value, kind| {
+        if instance.patterns.allows(name) {
+            samples.push(Sample {
+                name,
+                value,
+                kind,
+                tags: own.clone(),
+            });
+        }
+    };
     push(
         DURATION,
         Value::Float(cycle.duration.as_secs_f64()),
         Kind::Gauge,
-        tagger.tags(None),
     );
     push(
         ERRORS,
         Value::Int(collection.errors.len() as u64),
         Kind::Count,
-        tagger.tags(None),
     );
-    push(
-        SKIPPED,
-        Value::Int(cycle.skipped),
-        Kind::Count,
-        tagger.tags(None),
-    );
+    push(SKIPPED, Value::Int(cycle.skipped), Kind::Count);
+    let mut check_tags = own.clone();
+    if let Some(v) = &collection.postfix_version {
+        check_tags.push(format!("postfix_version:{v}"));
+    }
     let check = ServiceCheck {
         name: CAN_COLLECT,
         status: if collection.errors.is_empty() {
@@ -124,7 +164,7 @@ pub fn report(
         } else {
             Status::Critical
         },
-        tags: tagger.tags(None),
+        tags: check_tags,
         message: (!collection.errors.is_empty()).then(|| {
             collection
                 .errors
@@ -143,12 +183,14 @@ struct Tagger<'a> {
 }
 
 impl Tagger<'_> {
-    fn tags(&self, queue: Option<&str>) -> Vec<String> {
+    /// The instance's tags, `queue:`, then `extra` (age:, reason:, domain:), `instance:`, ...
+    fn tags(&self, queue: Option<&str>, extra: Option<String>) -> Vec<String> {
         let i = self.instance;
         let mut tags = i.tags.clone();
         if let Some(q) = queue {
             tags.push(format!("queue:{q}"));
         }
+        tags.extend(extra);
         tags.push(format!("instance:{}", i.instance_tag));
         if let Some(s) = &i.service {
             tags.push(format!("service:{s}"));

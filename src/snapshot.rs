@@ -1,5 +1,14 @@
 //! The one queue snapshot every collection method fills, so that one place (`metrics`) turns
-//! any method's result into the same series.
+//! any method's result into the same series. Methods that only count files fill `messages`;
+//! methods that list messages (postqueue -j) also fill a [`Listing`], and memory stays bounded
+//! by the number of series whatever the queue holds.
+
+use std::collections::HashMap;
+
+use crate::reason::{self, Reason};
+
+/// Distinct recipient domains remembered per queue; later new domains are counted as `other`.
+pub const MAX_DOMAINS: usize = 10_000;
 
 /// What one collection of one instance found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,25 +25,239 @@ pub struct QueueStats {
     pub queue: String,
     /// Messages in the queue.
     pub messages: u64,
+    /// What a listing of the messages tells beyond their number; `None` for counting methods.
+    pub listing: Option<Listing>,
+}
+
+/// Per-queue figures from a message listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Sum of message sizes.
+    pub bytes: u64,
+    /// Recipients still to deliver, each counted once per message.
+    pub recipients: u64,
+    /// Seconds since the arrival of the oldest message (Postfix's arrival time, never a file
+    /// time: qmgr sets deferred files' mtime into the future); 0 for an empty queue.
+    pub oldest_age: u64,
+    /// Messages older than each of the instance's age thresholds, in the same order.
+    pub older_than: Vec<u64>,
+    /// Recipients by delay reason class, indexed by `Reason::index`.
+    pub reasons: [u64; Reason::ALL.len()],
+    /// Recipients by destination domain.
+    pub domains: Domains,
+}
+
+/// Recipients per domain, at most `MAX_DOMAINS` distinct ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Domains {
+    counts: HashMap<String, u64>,
+    /// Recipients whose domain was new after the limit.
+    pub overflow: u64,
+}
+
+impl Domains {
+    pub fn add(&mut self, domain: &str, n: u64) {
+        if let Some(c) = self.counts.get_mut(domain) {
+            *c += n;
+        } else if self.counts.len() < MAX_DOMAINS {
+            self.counts.insert(domain.to_owned(), n);
+        } else {
+            self.overflow += n;
+        }
+    }
+
+    /// The `n` domains with most recipients (ties by name), and the sum of all the others.
+    pub fn top(&self, n: usize) -> (Vec<(&str, u64)>, u64) {
+        let mut all: Vec<(&str, u64)> = self.counts.iter().map(|(d, c)| (d.as_str(), *c)).collect();
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let rest = all.iter().skip(n).map(|(_, c)| c).sum::<u64>() + self.overflow;
+        all.truncate(n);
+        (all, rest)
+    }
+
+    pub fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+}
+
+/// What a listing parser needs to know to fill a `Listing`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingRules {
+    /// "Now" for ages, unix seconds, taken once per collection.
+    pub now: i64,
+    /// Age thresholds in seconds, in the order of `Listing::older_than`.
+    pub age_thresholds: Vec<u64>,
+}
+
+/// One recipient of a listed message.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub address: &'a str,
+    pub delay_reason: Option<&'a str>,
 }
 
 impl Snapshot {
     /// Adds `n` messages to `queue`, creating it at the end when it is new.
     pub fn add(&mut self, queue: &str, n: u64) {
-        match self.queues.iter_mut().find(|q| q.queue == queue) {
-            Some(q) => q.messages += n,
-            None => self.queues.push(QueueStats {
-                queue: queue.to_owned(),
-                messages: n,
-            }),
+        self.entry(queue).messages += n;
+    }
+
+    /// Creates `queue` with a listing (all zero) if it does not exist yet.
+    pub fn add_listed(&mut self, queue: &str, rules: &ListingRules) {
+        let q = self.entry(queue);
+        q.listing.get_or_insert_with(|| Listing {
+            older_than: vec![0; rules.age_thresholds.len()],
+            ..Listing::default()
+        });
+    }
+
+    /// Records one listed message. Recipients repeated within the message count once.
+    pub fn record(
+        &mut self,
+        queue: &str,
+        rules: &ListingRules,
+        arrival: Option<i64>,
+        size: Option<u64>,
+        recipients: &[Recipient<'_>],
+    ) {
+        self.add_listed(queue, rules);
+        let q = self.entry(queue);
+        q.messages += 1;
+        let Some(l) = q.listing.as_mut() else { return };
+        l.bytes += size.unwrap_or(0);
+        if let Some(arrival) = arrival {
+            let age = rules.now.saturating_sub(arrival).max(0) as u64;
+            l.oldest_age = l.oldest_age.max(age);
+            for (count, threshold) in l.older_than.iter_mut().zip(&rules.age_thresholds) {
+                if age > *threshold {
+                    *count += 1;
+                }
+            }
+        }
+        for (i, r) in recipients.iter().enumerate() {
+            // showq repeats recipients past duplicate_filter_limit; a message has few enough
+            // recipients that looking back is cheaper than a set.
+            if recipients[..i].iter().any(|p| p.address == r.address) {
+                continue;
+            }
+            l.recipients += 1;
+            l.reasons[reason::classify(r.delay_reason).index()] += 1;
+            l.domains.add(&domain_of(r.address), 1);
         }
     }
 
     /// The count for `queue`, if the snapshot has it.
     pub fn messages(&self, queue: &str) -> Option<u64> {
-        self.queues
-            .iter()
-            .find(|q| q.queue == queue)
-            .map(|q| q.messages)
+        self.get(queue).map(|q| q.messages)
+    }
+
+    pub fn get(&self, queue: &str) -> Option<&QueueStats> {
+        self.queues.iter().find(|q| q.queue == queue)
+    }
+
+    fn entry(&mut self, queue: &str) -> &mut QueueStats {
+        let i = match self.queues.iter().position(|q| q.queue == queue) {
+            Some(i) => i,
+            None => {
+                self.queues.push(QueueStats {
+                    queue: queue.to_owned(),
+                    ..QueueStats::default()
+                });
+                self.queues.len() - 1
+            }
+        };
+        &mut self.queues[i]
+    }
+}
+
+/// The `domain:` tag value of an address: the part after the last `@`, lower case, reduced to
+/// the characters a tag keeps; `local` for an address without a domain.
+pub fn domain_of(address: &str) -> String {
+    let domain = match address.rsplit_once('@') {
+        Some((_, d)) if !d.is_empty() => d,
+        _ => return "local".to_owned(),
+    };
+    domain
+        .trim_end_matches('.')
+        .chars()
+        .take(253)
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '.' | '-' | '_') => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rcpt(address: &'static str, reason: Option<&'static str>) -> Recipient<'static> {
+        Recipient {
+            address,
+            delay_reason: reason,
+        }
+    }
+
+    #[test]
+    fn record_fills_every_figure() {
+        let rules = ListingRules {
+            now: 10_000,
+            age_thresholds: vec![300, 3600],
+        };
+        let mut s = Snapshot::default();
+        s.add_listed("deferred", &rules);
+        s.record(
+            "deferred",
+            &rules,
+            Some(10_000 - 4000),
+            Some(1000),
+            &[
+                rcpt("a@Example.COM", Some("connect to x: Connection refused")),
+                rcpt("a@Example.COM", Some("connect to x: Connection refused")),
+                rcpt("b@example.net", None),
+            ],
+        );
+        s.record(
+            "deferred",
+            &rules,
+            Some(10_000 - 100),
+            Some(24),
+            &[rcpt("root", None)],
+        );
+        let q = s.get("deferred").unwrap();
+        assert_eq!(q.messages, 2);
+        let l = q.listing.as_ref().unwrap();
+        assert_eq!(l.bytes, 1024);
+        assert_eq!(l.recipients, 3);
+        assert_eq!(l.oldest_age, 4000);
+        assert_eq!(l.older_than, vec![1, 1]);
+        assert_eq!(l.reasons[Reason::ConnectionRefused.index()], 1);
+        assert_eq!(l.reasons[Reason::NoReason.index()], 2);
+        let (top, rest) = l.domains.top(1);
+        assert_eq!(top, vec![("example.com", 1)]);
+        assert_eq!(rest, 2);
+    }
+
+    #[test]
+    fn domains_are_bounded() {
+        let mut d = Domains::default();
+        for i in 0..MAX_DOMAINS + 5 {
+            d.add(&format!("d{i}.example"), 1);
+        }
+        d.add("d0.example", 10);
+        assert_eq!(d.distinct(), MAX_DOMAINS);
+        assert_eq!(d.overflow, 5);
+        let (top, rest) = d.top(1);
+        assert_eq!(top, vec![("d0.example", 11)]);
+        assert_eq!(rest, (MAX_DOMAINS as u64 - 1) + 5);
+    }
+
+    #[test]
+    fn domain_tag_values() {
+        assert_eq!(domain_of("x!y*z@Example.ORG"), "example.org");
+        assert_eq!(domain_of("weird@ex|am,ple.com."), "ex_am_ple.com");
+        assert_eq!(domain_of("root"), "local");
+        assert_eq!(domain_of("a@"), "local");
     }
 }

@@ -6,12 +6,16 @@
 //! line: `-j` names the queue, and in `-p` only the mark right after the queue ID counts.
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use std::borrow::Cow;
 
 use serde::Deserialize;
+use tokio::time::Instant;
 
 use super::{excerpt, Collection, Limits, LineSplitter, LineTooLong};
 use crate::exec::{self, Command, ExecError, Failure};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{ListingRules, Recipient, Snapshot};
 
 /// Queues `postqueue -j` reports, in the order we send them: the Datadog check's three first.
 pub const JSON_QUEUES: [&str; 5] = ["active", "hold", "deferred", "incoming", "maildrop"];
@@ -29,6 +33,8 @@ pub struct Options {
     pub config_directory: PathBuf,
     pub postqueue: PathBuf,
     pub postconf: PathBuf,
+    /// Age thresholds in seconds for `postfix.queue.older_than`.
+    pub age_thresholds: Vec<u64>,
 }
 
 /// The listing format, decided once per instance from the Postfix version.
@@ -40,10 +46,15 @@ pub enum Format {
     Text,
 }
 
+/// The Postfix version is read again after this long (and after every reload, which makes a
+/// new `Postqueue`), so an upgrade shows up in the `postfix_version:` tag.
+const VERSION_TTL: Duration = Duration::from_secs(3600);
+
 #[derive(Debug)]
 pub struct Postqueue {
     options: Options,
-    format: Option<Format>,
+    /// The format and version decided from `mail_version`, and when.
+    detected: Option<(Format, String, Instant)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,21 +107,26 @@ impl Postqueue {
     pub fn new(options: Options) -> Self {
         Postqueue {
             options,
-            format: None,
+            detected: None,
         }
     }
 
     pub async fn collect(&mut self, limits: &Limits) -> Collection {
         let mut collection = Collection::default();
         let result = async {
-            let format = match self.format {
-                Some(f) => f,
+            let fresh = self
+                .detected
+                .as_ref()
+                .filter(|(_, _, at)| at.elapsed() < VERSION_TTL);
+            let (format, version) = match fresh {
+                Some((f, v, _)) => (*f, v.clone()),
                 None => {
-                    let f = self.detect_format(limits).await?;
-                    self.format = Some(f);
-                    f
+                    let (f, v) = self.detect_format(limits).await?;
+                    self.detected = Some((f, v.clone(), Instant::now()));
+                    (f, v)
                 }
             };
+            collection.postfix_version = Some(version);
             collection.how = match format {
                 Format::Json => "postqueue -j".to_owned(),
                 Format::Text => "postqueue -p".to_owned(),
@@ -126,7 +142,7 @@ impl Postqueue {
     }
 
     /// `postconf -c <dir> -h mail_version`: 3.1 and later have `-j`.
-    async fn detect_format(&self, limits: &Limits) -> Result<Format, Error> {
+    async fn detect_format(&self, limits: &Limits) -> Result<(Format, String), Error> {
         let cmd = Command::new(
             &self.options.postconf,
             [
@@ -149,8 +165,8 @@ impl Postqueue {
         check_status(&cmd, &finished)?;
         let text = String::from_utf8_lossy(&out).trim().to_owned();
         match parse_version(&text) {
-            Some(v) if v >= (3, 1) => Ok(Format::Json),
-            Some(_) => Ok(Format::Text),
+            Some(v) if v >= (3, 1) => Ok((Format::Json, text)),
+            Some(_) => Ok((Format::Text, text)),
             None => Err(Error::Version {
                 command: cmd.to_string(),
                 output: text,
@@ -171,7 +187,14 @@ impl Postqueue {
                 flag.into(),
             ],
         );
-        let mut parser = Parser::new(format);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let rules = ListingRules {
+            now,
+            age_thresholds: self.options.age_thresholds.clone(),
+        };
+        let mut parser = Parser::new(format, rules);
         let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
             parser.feed(chunk)
         })
@@ -233,6 +256,7 @@ pub struct Parser {
     format: Format,
     lines: LineSplitter,
     snapshot: Snapshot,
+    rules: ListingRules,
     text: TextState,
 }
 
@@ -246,21 +270,35 @@ struct TextState {
 }
 
 /// The members of a `-j` entry we read; the rest (and any a future Postfix adds) are ignored.
+/// Strings borrow from the line unless they hold escapes.
 #[derive(Deserialize)]
 struct JsonEntry<'a> {
     #[serde(borrow)]
-    queue_name: std::borrow::Cow<'a, str>,
+    queue_name: Cow<'a, str>,
+    #[serde(default)]
+    arrival_time: Option<i64>,
+    #[serde(default)]
+    message_size: Option<u64>,
+    #[serde(default, borrow)]
+    recipients: Vec<JsonRecipient<'a>>,
+}
+
+#[derive(Deserialize)]
+struct JsonRecipient<'a> {
+    #[serde(borrow)]
+    address: Cow<'a, str>,
+    #[serde(default, borrow)]
+    delay_reason: Option<Cow<'a, str>>,
 }
 
 impl Parser {
-    pub fn new(format: Format) -> Self {
-        let queues: &[&str] = match format {
-            Format::Json => &JSON_QUEUES,
-            Format::Text => &TEXT_QUEUES,
-        };
+    pub fn new(format: Format, rules: ListingRules) -> Self {
         let mut snapshot = Snapshot::default();
-        for q in queues {
-            snapshot.add(q, 0);
+        match format {
+            Format::Json => JSON_QUEUES
+                .iter()
+                .for_each(|q| snapshot.add_listed(q, &rules)),
+            Format::Text => TEXT_QUEUES.iter().for_each(|q| snapshot.add(q, 0)),
         }
         Parser {
             format,
@@ -269,6 +307,7 @@ impl Parser {
                 Format::Text => MAX_TEXT_LINE,
             }),
             snapshot,
+            rules,
             text: TextState::default(),
         }
     }
@@ -278,10 +317,11 @@ impl Parser {
             format,
             lines,
             snapshot,
+            rules,
             text,
         } = self;
         lines.feed(chunk, |n, line| match format {
-            Format::Json => json_line(snapshot, n, line),
+            Format::Json => json_line(snapshot, rules, n, line),
             Format::Text => text_line(snapshot, text, n, line),
         })
     }
@@ -291,10 +331,11 @@ impl Parser {
             format,
             lines,
             snapshot,
+            rules,
             text,
         } = &mut self;
         lines.finish(|n, line| match format {
-            Format::Json => json_line(snapshot, n, line),
+            Format::Json => json_line(snapshot, rules, n, line),
             Format::Text => text_line(snapshot, text, n, line),
         })?;
         if self.format == Format::Text {
@@ -319,14 +360,19 @@ impl Parser {
     }
 }
 
-/// Parses a whole listing at once (tests, `check` on a file).
-pub fn parse(format: Format, input: &[u8]) -> Result<Snapshot, ParseError> {
-    let mut p = Parser::new(format);
+/// Parses a whole listing at once (tests, benchmarks, fuzzing).
+pub fn parse(format: Format, rules: ListingRules, input: &[u8]) -> Result<Snapshot, ParseError> {
+    let mut p = Parser::new(format, rules);
     p.feed(input)?;
     p.finish()
 }
 
-fn json_line(snapshot: &mut Snapshot, n: u64, line: &[u8]) -> Result<(), ParseError> {
+fn json_line(
+    snapshot: &mut Snapshot,
+    rules: &ListingRules,
+    n: u64,
+    line: &[u8],
+) -> Result<(), ParseError> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
@@ -337,7 +383,21 @@ fn json_line(snapshot: &mut Snapshot, n: u64, line: &[u8]) -> Result<(), ParseEr
     })?;
     // Only the five queues exist; a name we do not know is not counted as any of them.
     if JSON_QUEUES.contains(&entry.queue_name.as_ref()) {
-        snapshot.add(&entry.queue_name, 1);
+        let recipients: Vec<Recipient> = entry
+            .recipients
+            .iter()
+            .map(|r| Recipient {
+                address: &r.address,
+                delay_reason: r.delay_reason.as_deref(),
+            })
+            .collect();
+        snapshot.record(
+            &entry.queue_name,
+            rules,
+            entry.arrival_time,
+            entry.message_size,
+            &recipients,
+        );
     }
     Ok(())
 }
@@ -447,7 +507,7 @@ mod tests {
 
 -- 1 Kbytes in 3 Requests.
 ";
-        let s = parse(Format::Text, input).unwrap();
+        let s = parse(Format::Text, ListingRules::default(), input).unwrap();
         assert_eq!(
             counts(&s),
             vec![("active", 1), ("hold", 1), ("deferred", 1)]
@@ -457,25 +517,35 @@ mod tests {
     #[test]
     fn text_rejects_truncation_and_garbage() {
         let truncated = b"-Queue ID-  --Size--\n4C0D6280E4*     339 Sat Nov 28 10:00:00  a@b\n";
-        assert_eq!(parse(Format::Text, truncated), Err(ParseError::NoSummary));
+        assert_eq!(
+            parse(Format::Text, ListingRules::default(), truncated),
+            Err(ParseError::NoSummary)
+        );
         let mismatch =
             b"4C0D6280E4*     339 Sat Nov 28 10:00:00  a@b\n-- 1 Kbytes in 2 Requests.\n";
         assert_eq!(
-            parse(Format::Text, mismatch),
+            parse(Format::Text, ListingRules::default(), mismatch),
             Err(ParseError::SummaryMismatch {
                 counted: 1,
                 summary: 2
             })
         );
         assert!(matches!(
-            parse(Format::Text, b"<html>oops</html>\n"),
+            parse(
+                Format::Text,
+                ListingRules::default(),
+                b"<html>oops</html>\n"
+            ),
             Err(ParseError::Text { line: 1, .. })
         ));
         assert!(matches!(
-            parse(Format::Text, b"4C0D6280E4*oops\n"),
+            parse(Format::Text, ListingRules::default(), b"4C0D6280E4*oops\n"),
             Err(ParseError::Text { line: 1, .. })
         ));
-        assert_eq!(parse(Format::Text, b""), Err(ParseError::Empty));
+        assert_eq!(
+            parse(Format::Text, ListingRules::default(), b""),
+            Err(ParseError::Empty)
+        );
     }
 
     #[test]
@@ -485,7 +555,7 @@ mod tests {
 
 {"queue_name": "deferred", "queue_id": "C"}
 {"queue_name": "future", "queue_id": "D"}"#;
-        let s = parse(Format::Json, input).unwrap();
+        let s = parse(Format::Json, ListingRules::default(), input).unwrap();
         assert_eq!(
             counts(&s),
             vec![
@@ -498,19 +568,85 @@ mod tests {
         );
     }
 
+    /// The real capture, with "now" fixed: every figure checked against an independent reading
+    /// of the same file.
+    #[test]
+    fn json_listing_figures_match_the_capture() {
+        let input = include_bytes!("../../tests/fixtures/postqueue-j/mixed.jsonl");
+        let entries: Vec<serde_json::Value> = input
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        let newest = entries
+            .iter()
+            .map(|e| e["arrival_time"].as_i64().unwrap())
+            .max()
+            .unwrap();
+        let now = newest + 3600;
+        let rules = ListingRules {
+            now,
+            age_thresholds: vec![60, 3599, 3600 + 120],
+        };
+        let s = parse(Format::Json, rules, input).unwrap();
+        for q in JSON_QUEUES {
+            let mine: Vec<&serde_json::Value> =
+                entries.iter().filter(|e| e["queue_name"] == q).collect();
+            let stats = s.get(q).unwrap();
+            let l = stats.listing.as_ref().unwrap();
+            assert_eq!(stats.messages, mine.len() as u64, "{q}");
+            let bytes: u64 = mine
+                .iter()
+                .map(|e| e["message_size"].as_u64().unwrap())
+                .sum();
+            assert_eq!(l.bytes, bytes, "{q}");
+            let rcpts: usize = mine
+                .iter()
+                .map(|e| e["recipients"].as_array().unwrap().len())
+                .sum();
+            assert_eq!(l.recipients, rcpts as u64, "{q}");
+            let ages: Vec<i64> = mine
+                .iter()
+                .map(|e| now - e["arrival_time"].as_i64().unwrap())
+                .collect();
+            assert_eq!(
+                l.oldest_age,
+                ages.iter().copied().max().unwrap_or(0) as u64,
+                "{q}"
+            );
+            for (i, t) in [60, 3599, 3720].iter().enumerate() {
+                assert_eq!(
+                    l.older_than[i],
+                    ages.iter().filter(|a| **a > *t).count() as u64,
+                    "{q} > {t}"
+                );
+            }
+        }
+        // All seven deferred recipients were refused by the closed relay port.
+        let d = s.get("deferred").unwrap().listing.as_ref().unwrap();
+        assert_eq!(
+            d.reasons[crate::reason::Reason::ConnectionRefused.index()],
+            7
+        );
+    }
+
     #[test]
     fn json_rejects_garbage_and_deep_nesting() {
         assert!(matches!(
-            parse(Format::Json, b"{\"queue_name\": \"deferred\"\n"),
+            parse(
+                Format::Json,
+                ListingRules::default(),
+                b"{\"queue_name\": \"deferred\"\n"
+            ),
             Err(ParseError::Json { line: 1, .. })
         ));
         let deep = format!("{{\"x\":{}{}}}\n", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(
-            parse(Format::Json, deep.as_bytes()),
+            parse(Format::Json, ListingRules::default(), deep.as_bytes()),
             Err(ParseError::Json { line: 1, .. })
         ));
         assert!(matches!(
-            parse(Format::Json, b"\xff\xfe\0\n"),
+            parse(Format::Json, ListingRules::default(), b"\xff\xfe\0\n"),
             Err(ParseError::Json { line: 1, .. })
         ));
     }

@@ -8,8 +8,9 @@ use serde_yaml::{Mapping, Value};
 
 use super::env::{self, EnvTarget};
 use super::{
-    Commands, Config, ConfigError, Instance, MethodConfig, MetricPatterns,
-    DEFAULT_CONFIG_DIRECTORY, DEFAULT_INTERVAL, DEFAULT_POSTFIX_USER, MAX_DEFAULT_TIMEOUT,
+    Commands, Config, ConfigError, Instance, MethodConfig, MetricPatterns, DEFAULT_AGE_THRESHOLDS,
+    DEFAULT_CONFIG_DIRECTORY, DEFAULT_INTERVAL, DEFAULT_POSTFIX_USER, DEFAULT_TOP_DOMAINS,
+    MAX_DEFAULT_TIMEOUT,
 };
 use crate::collect::{find, postqueue};
 
@@ -28,7 +29,13 @@ const INSTANCE_KEYS: &[&str] = &[
     "method",
     "timeout",
     "commands",
+    "age_thresholds",
+    "top_domains",
 ];
+/// Keys only methods that list messages read.
+const LISTING_KEYS: &[&str] = &["age_thresholds", "top_domains"];
+/// `top_domains` at most: each is a series per queue.
+const MAX_TOP_DOMAINS: u64 = 1000;
 const DOGSTATSD_KEYS: &[&str] = &["url", "tags"];
 const COMMAND_KEYS: &[&str] = &["postqueue", "postconf", "sudo", "find"];
 const PATTERN_KEYS: &[&str] = &["include", "exclude"];
@@ -597,6 +604,8 @@ impl Validator {
             .bool(Some(m), "disable_generic_tags", &p("disable_generic_tags"))
             .unwrap_or(false);
         let patterns = self.patterns(m, path);
+        let age_thresholds = self.age_thresholds(m, &p("age_thresholds"));
+        let top_domains = self.top_domains(m, &p("top_domains"));
         let commands = self.commands(m, "commands", &p("commands"), ctx.commands);
 
         let directory = self.string(Some(m), "directory", &p("directory"));
@@ -610,6 +619,15 @@ impl Validator {
                     "only method postqueue reads config_directory",
                     Some("remove it, or set `method: postqueue`"),
                 );
+            }
+            for key in LISTING_KEYS {
+                if m.get(*key).is_some_and(|v| !v.is_null()) {
+                    self.error(
+                        &p(key),
+                        "method find only counts files; this needs a method that lists messages",
+                        Some("remove it, or use `method: postqueue`"),
+                    );
+                }
             }
             let queues = self.queues(m, path);
             if !has_queues {
@@ -689,6 +707,7 @@ impl Validator {
                     config_directory: dir,
                     postqueue: commands.postqueue.clone(),
                     postconf: commands.postconf.clone(),
+                    age_thresholds: age_thresholds.iter().map(|(secs, _)| *secs).collect(),
                 }),
                 // The Datadog check tags the directory exactly as written.
                 written,
@@ -714,8 +733,95 @@ impl Validator {
             service,
             empty_default_hostname,
             patterns,
+            age_thresholds,
+            top_domains,
         })
     }
+
+    /// `age_thresholds: [5m, 1h, 90s, 3600]`: sorted, each with its canonical label.
+    fn age_thresholds(&mut self, m: &Mapping, path: &str) -> Vec<(u64, String)> {
+        let Some(list) = self.list(Some(m), "age_thresholds", path) else {
+            return DEFAULT_AGE_THRESHOLDS
+                .iter()
+                .map(|s| (*s, age_label(*s)))
+                .collect();
+        };
+        let mut out: Vec<(u64, String)> = Vec::new();
+        for (i, item) in list.iter().enumerate() {
+            let item_path = format!("{path}[{i}]");
+            let secs = match item {
+                Value::Number(n) => n.as_u64(),
+                Value::String(s) => parse_age(s),
+                _ => None,
+            };
+            match secs {
+                Some(secs) if secs > 0 => {
+                    if out.iter().any(|(s, _)| *s == secs) {
+                        self.error(
+                            &item_path,
+                            format!("{} is listed twice", age_label(secs)),
+                            Some("remove one"),
+                        );
+                    } else {
+                        out.push((secs, age_label(secs)));
+                    }
+                }
+                _ => self.error(
+                    &item_path,
+                    "not an age",
+                    Some(
+                        "write a number with a unit: s, m, h, d or w, e.g. 5m, 1h, 3d; or seconds",
+                    ),
+                ),
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    fn top_domains(&mut self, m: &Mapping, path: &str) -> usize {
+        match m.get("top_domains") {
+            None | Some(Value::Null) => DEFAULT_TOP_DOMAINS,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n <= MAX_TOP_DOMAINS) => {
+                n.as_u64().map_or(DEFAULT_TOP_DOMAINS, |n| n as usize)
+            }
+            Some(_) => {
+                self.error(
+                    path,
+                    format!("must be a whole number from 0 to {MAX_TOP_DOMAINS}"),
+                    Some("0 turns the domain series off; default 10"),
+                );
+                DEFAULT_TOP_DOMAINS
+            }
+        }
+    }
+}
+
+/// `90s`, `5m`, `1h`, `3d`, `2w` -> seconds.
+fn parse_age(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The largest whole unit: 300 -> `5m`, 5400 -> `90m`, 86400 -> `1d`.
+pub fn age_label(secs: u64) -> String {
+    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
 }
 
 /// `env:prod` -> `postfix_env:prod` for the tag names the Datadog base class calls generic.
@@ -761,6 +867,19 @@ mod tests {
         assert_eq!(did_you_mean("defered", KNOWN_QUEUES), Some("deferred"));
         assert_eq!(did_you_mean("queue", INSTANCE_KEYS), Some("queues"));
         assert_eq!(did_you_mean("zzzzzzzz", KNOWN_QUEUES), None);
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(parse_age("5m"), Some(300));
+        assert_eq!(parse_age("90"), Some(90));
+        assert_eq!(parse_age("1d"), Some(86_400));
+        assert_eq!(parse_age("1x"), None);
+        assert_eq!(parse_age("h"), None);
+        assert_eq!(age_label(300), "5m");
+        assert_eq!(age_label(5400), "90m");
+        assert_eq!(age_label(90), "90s");
+        assert_eq!(age_label(604_800), "1w");
     }
 
     #[test]

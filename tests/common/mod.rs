@@ -157,15 +157,34 @@ pub fn mask(text: &str, scratch: &Scratch) -> String {
         .replace(&repo("").display().to_string(), "<repo>/")
         .lines()
     {
-        let line = if let Some((head, rest)) = line.split_once("postfix.collection.duration:") {
-            let tail = rest.split_once('|').map_or("", |(_, t)| t);
-            format!("{head}postfix.collection.duration:<secs>|{tail}")
+        // Durations, and ages (they grow as the captures get older).
+        let timed = [
+            "postfix.collection.duration:",
+            "postfix.queue.oldest_age:",
+            "postfix.queue.older_than:",
+        ];
+        let line = if let Some(name) = timed.iter().find(|n| line.starts_with(**n)) {
+            let tail = line.split_once('|').map_or("", |(_, t)| t);
+            format!("{name}<n>|{tail}")
         } else if let Some(i) = line.find(", 0.") {
             // "(postqueue -j, 0.007 s)"
             let end = line[i..].find(" s)").map_or(line.len(), |e| i + e);
             format!("{}, <secs>{}", &line[..i], &line[end..])
         } else {
             line.to_owned()
+        };
+        // The OLDEST(s) column of the check table grows too.
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let line = if line.starts_with("  ")
+            && cols.len() == 5
+            && cols[1..].iter().all(|c| c.parse::<u64>().is_ok())
+        {
+            format!(
+                "  {:<10} {:>10} {:>12} {:>10} {:>10}",
+                cols[0], cols[1], cols[2], cols[3], "<n>"
+            )
+        } else {
+            line
         };
         // The sudoers line names whoever ran the test.
         let line = match line.split_once("add to sudoers: `") {
