@@ -35,7 +35,12 @@ fn assert_exact_lines(s: &Scratch, lines: &[String], extra_tag: &str) {
         .take(9)
         .map(|l| mask(l, s).trim_end().to_owned())
         // Under a loaded test machine a 0.2 s run may overrun: skipped runs are tested elsewhere.
-        .map(|l| l.replace("postfix.collection.skipped:1|", "postfix.collection.skipped:0|"))
+        .map(|l| {
+            l.replace(
+                "postfix.collection.skipped:1|",
+                "postfix.collection.skipped:0|",
+            )
+        })
         .collect();
     let pf = "<scratch>/good";
     let want: Vec<String> = [
