@@ -24,6 +24,21 @@ pub const ERRORS: &str = "postfix.collection.errors";
 pub const SKIPPED: &str = "postfix.collection.skipped";
 pub const CAN_COLLECT: &str = "postfix.can_collect";
 
+/// Every metric and service check name we send (the dashboard test checks against this).
+pub const ALL: [&str; 11] = [
+    QUEUE_SIZE,
+    QUEUE_BYTES,
+    QUEUE_RECIPIENTS,
+    QUEUE_OLDEST_AGE,
+    QUEUE_OLDER_THAN,
+    RECIPIENTS_BY_REASON,
+    RECIPIENTS_BY_DOMAIN,
+    DURATION,
+    ERRORS,
+    SKIPPED,
+    CAN_COLLECT,
+];
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
     /// A whole number, sent without a decimal point.

@@ -1,0 +1,46 @@
+//! The Datadog dashboard we ship draws only series we send, and keeps the stock dashboard's
+//! query working.
+#![allow(clippy::unwrap_used)]
+
+use postfix_dogstatsd::metrics;
+
+#[test]
+fn dashboard_uses_only_metrics_we_emit() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/datadog/postfix-dogstatsd-dashboard.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json["widgets"].as_array().is_some_and(|w| !w.is_empty()));
+    // Every `postfix.<...>` name anywhere in the file.
+    let mut names = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("postfix.") {
+        let start = i + at;
+        let end = bytes[start..]
+            .iter()
+            .position(|b| !(b.is_ascii_alphanumeric() || *b == b'.' || *b == b'_'))
+            .map_or(bytes.len(), |p| start + p);
+        names.push(text[start..end].trim_end_matches('.').to_owned());
+        i = end;
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        assert!(
+            metrics::ALL.contains(&name.as_str()),
+            "the dashboard uses {name}, which we never send"
+        );
+    }
+    for name in metrics::ALL {
+        assert!(
+            names.iter().any(|n| n == name),
+            "the dashboard does not show {name}"
+        );
+    }
+    assert!(
+        text.contains("sum:postfix.queue.size{$scope}"),
+        "the stock query must keep working"
+    );
+}
