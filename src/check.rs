@@ -2,6 +2,7 @@
 //! what would be sent, like `datadog-agent check postfix`.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use tokio::sync::watch;
 
@@ -56,20 +57,24 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         );
         lines.extend(schedule::lines(&report));
     }
-    println!(
+    let mut text = format!(
         "config: {}\ntarget: {}\n\n{table}",
         config.source, config.target
     );
     match &sink {
         Some(sink) => {
-            println!("DogStatsD lines (sent to {}):", config.target);
+            let _ = writeln!(text, "DogStatsD lines (sent to {}):", config.target);
             sink.send(&lines);
         }
-        None => println!("DogStatsD lines (not sent; --send sends them):"),
+        None => text.push_str("DogStatsD lines (not sent; --send sends them):\n"),
     }
     for line in &lines {
-        println!("{line}");
+        text.push_str(line);
+        text.push('\n');
     }
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     Ok(all_ok)
 }
 

@@ -27,16 +27,18 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Validate => match config::load(&source, &env) {
             Ok(config) => {
-                println!(
-                    "{}: valid: {} instance{}, sending to {}",
+                let mut text = format!(
+                    "{}: valid: {} instance{}, sending to {}\n",
                     config.source,
                     config.instances.len(),
                     if config.instances.len() == 1 { "" } else { "s" },
                     config.target
                 );
                 for i in &config.instances {
-                    println!("  {}", i.label());
+                    text.push_str(&format!("  {}\n", i.label()));
                 }
+                // A reader that stops early (`| head`) is not worth a panic.
+                let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes());
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -1,0 +1,45 @@
+# Shared by the .deb postinst and the .rpm %post (sourced, POSIX sh): the service user, its
+# groups, the config's permissions, and the sudoers drop-in, validated before it is put in place.
+pfdd_user=postfix-dogstatsd
+
+pfdd_create_user() {
+    if ! getent group "$pfdd_user" >/dev/null; then
+        groupadd --system "$pfdd_user"
+    fi
+    if ! getent passwd "$pfdd_user" >/dev/null; then
+        useradd --system --gid "$pfdd_user" --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin --comment "postfix-dogstatsd daemon" "$pfdd_user"
+    fi
+    # postdrop: what `postqueue` and the showq socket need; absent until Postfix is installed.
+    if getent group postdrop >/dev/null; then
+        usermod --append --groups postdrop "$pfdd_user"
+    fi
+}
+
+pfdd_config_permissions() {
+    if [ -f /etc/postfix-dogstatsd/config.yaml ]; then
+        chgrp "$pfdd_user" /etc/postfix-dogstatsd/config.yaml
+        chmod 0640 /etc/postfix-dogstatsd/config.yaml
+    fi
+}
+
+pfdd_install_sudoers() {
+    target=/etc/sudoers.d/postfix-dogstatsd
+    template=/usr/share/postfix-dogstatsd/sudoers
+    # Installed once: an admin's edits survive upgrades.
+    [ -e "$target" ] && return 0
+    if ! command -v visudo >/dev/null 2>&1 || [ ! -d /etc/sudoers.d ]; then
+        echo "postfix-dogstatsd: sudo is not installed; method find will need $template in /etc/sudoers.d" >&2
+        return 0
+    fi
+    # sudo ignores files in sudoers.d whose name contains a dot: a safe place to check it.
+    tmp=$(mktemp /etc/sudoers.d/.postfix-dogstatsd.XXXXXX)
+    cp "$template" "$tmp"
+    chmod 0440 "$tmp"
+    if visudo -cf "$tmp" >/dev/null; then
+        mv "$tmp" "$target"
+    else
+        rm -f "$tmp"
+        echo "postfix-dogstatsd: $template did not pass visudo -c; not installed" >&2
+    fi
+}

@@ -1,0 +1,12 @@
+. /usr/share/postfix-dogstatsd/install-common.sh
+pfdd_create_user
+pfdd_config_permissions
+pfdd_install_sudoers
+if [ -d /run/systemd/system ]; then
+    systemctl daemon-reload >/dev/null 2>&1 || :
+    if [ "$1" -eq 1 ]; then
+        systemctl enable --now postfix-dogstatsd.service >/dev/null 2>&1 || :
+    else
+        systemctl try-restart postfix-dogstatsd.service >/dev/null 2>&1 || :
+    fi
+fi
