@@ -58,7 +58,7 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         lines.extend(schedule::lines(&report));
     }
     let mut text = format!(
-        "config: {}\ntarget: {}\n\n{table}",
+        "config: {}\ntarget: {}\n\n{table}\n",
         config.source, config.target
     );
     match &sink {

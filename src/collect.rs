@@ -75,6 +75,9 @@ pub struct LineSplitter {
     line_no: u64,
 }
 
+/// A partial-line buffer larger than this is freed after use rather than kept.
+const KEEP_CAPACITY: usize = 256 * 1024;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line} is longer than {max} bytes")]
 pub struct LineTooLong {
@@ -109,8 +112,11 @@ impl LineSplitter {
                 self.partial.extend_from_slice(head);
                 let line = std::mem::take(&mut self.partial);
                 each(self.line_no, &line)?;
-                self.partial = line;
-                self.partial.clear();
+                // Keep the buffer for the next partial line, unless a rare long line grew it.
+                if line.capacity() <= KEEP_CAPACITY {
+                    self.partial = line;
+                    self.partial.clear();
+                }
             }
         }
         if !chunk.is_empty() {

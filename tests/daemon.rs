@@ -265,3 +265,61 @@ fn a_hung_instance_never_delays_another() {
     // A 3 s run on a 1 s interval overruns about three ticks.
     assert!(skipped.iter().any(|&n| (2..=5).contains(&n)), "{mine:?}");
 }
+
+#[test]
+fn udp_receiver_down_then_back_and_config_garbage_then_fixed() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let addr = udp.socket.local_addr().unwrap();
+    let config = two_instances(&s, &udp.url(), "gen:one");
+    let mut d = Daemon::start(&config);
+    let good = format!("instance:{}", s.path("good").display());
+    assert!(
+        count_service_checks(
+            &udp.lines_until(WAIT, |l| count_service_checks(l, &good) >= 1),
+            &good
+        ) >= 1
+    );
+
+    // The Agent goes away for a second (datagrams to a closed port are lost), then comes back
+    // on the same port: lines flow again with no restart.
+    drop(udp);
+    std::thread::sleep(Duration::from_secs(1));
+    let udp = Udp {
+        socket: std::net::UdpSocket::bind(addr).unwrap(),
+    };
+    assert!(
+        count_service_checks(
+            &udp.lines_until(WAIT, |l| count_service_checks(l, &good) >= 2),
+            &good
+        ) >= 2
+    );
+
+    // Garbage, reloaded: kept running on the old config. Then fixed: the new one applies.
+    s.write("config.yaml", b"\x00\xff garbage: [unclosed\n");
+    d.signal("HUP");
+    assert!(
+        d.wait_log("reload failed, the running config stays in place", WAIT),
+        "{}",
+        d.logs()
+    );
+    assert!(
+        count_service_checks(
+            &udp.lines_until(WAIT, |l| count_service_checks(l, &good) >= 2),
+            &good
+        ) >= 2
+    );
+    two_instances(&s, &udp.url(), "gen:fixed");
+    d.signal("HUP");
+    let lines = udp.lines_until(WAIT, |l| l.iter().any(|x| x.ends_with("gen:fixed")));
+    assert!(
+        lines.iter().any(|x| x.ends_with("gen:fixed")),
+        "{}",
+        d.logs()
+    );
+    d.signal("TERM");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}

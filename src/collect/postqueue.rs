@@ -22,8 +22,9 @@ pub const JSON_QUEUES: [&str; 5] = ["active", "hold", "deferred", "incoming", "m
 /// Queues `postqueue -p` can tell apart: its mark shows active and hold; everything else
 /// (deferred, incoming, maildrop) looks the same.
 pub const TEXT_QUEUES: [&str; 3] = ["active", "hold", "deferred"];
-/// A `-j` line holds one message with all its recipients; Postfix bounds neither, we must.
-pub const MAX_JSON_LINE: usize = 16 << 20;
+/// A `-j` line holds one message with all its recipients; Postfix bounds neither, we must. 4 MiB
+/// is some 25,000 recipients; a longer line fails the collection with a message saying so.
+pub const MAX_JSON_LINE: usize = 4 << 20;
 /// A `-p` line is one address or reason.
 pub const MAX_TEXT_LINE: usize = 1 << 20;
 

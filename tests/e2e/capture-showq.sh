@@ -18,6 +18,9 @@
 #                                              recipients in 6 domains, plus duplicates
 #                                              (see below); .postcat is "postcat -q"
 #                                              of it, showing the queue-file records
+#   odd-addrs.{bin,jsonl,truth}                one deferred message with the null
+#                                              sender <> and the recipients
+#                                              "john doe"@example.com, plain@example.net
 #
 # Every .bin is exactly what the server sent: the client connects (as root,
 # so public/'s postfix:postdrop 0710 is no obstacle), sends nothing and reads
@@ -175,6 +178,20 @@ pf_pause qmgr
 capture many-rcpts
 id=$(find "$qdir/deferred" -type f -printf '%f\n')
 postcat -q "$id" >"$out/many-rcpts.postcat" 2>/dev/null || die "postcat -q $id failed"
+
+# --- odd addresses: null sender, quoted local part with a space ----------------
+"$here/postfix-reset.sh" >/dev/null
+python3 - <<'EOF' || die "SMTP submission to 127.0.0.1:25 failed"
+import smtplib
+s = smtplib.SMTP("127.0.0.1", 25, local_hostname="localhost", timeout=30)
+s.sendmail("", ['"john doe"@example.com', "plain@example.net"],
+           b"Subject: null sender\r\n\r\npostfix-dogstatsd e2e test message\r\n")
+s.quit()
+EOF
+wait_until 60 sh -c "[ \$(find $qdir/maildrop $qdir/incoming $qdir/active -type f | wc -l) -eq 0 ] && [ \$(find $qdir/deferred -type f | wc -l) -eq 1 ]" \
+    || die "the null-sender message did not reach deferred: $(pf_queue_truth | tr '\n' ' ')"
+pf_pause qmgr
+capture odd-addrs
 
 # The EXIT trap restores the config, un-pauses, empties the queues.
 echo "showq captures written to $out"

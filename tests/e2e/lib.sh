@@ -92,11 +92,22 @@ pf_pause() {
 # True when no Postfix daemon process called <name> (e.g. qmgr) exists.
 # Postfix daemons show up as "<name> -l -t unix -u" (no path), so match the
 # command name exactly; pgrep is not assumed to be installed.
+# Only children of THIS instance's master count (its pid is in
+# pid/master.pid): a second instance (postmulti-setup.sh) runs its own qmgr
+# and pickup. Without a readable master.pid any such process counts.
 pf_no_process() {
-    local p comm
+    local p comm master stat rest
+    master=$(tr -dc '0-9' <"$(pf_queue_dir)/pid/master.pid" 2>/dev/null) || master=
     for p in /proc/[0-9]*; do
         comm=$(cat "$p/comm" 2>/dev/null) || continue
-        [ "$comm" = "$1" ] && return 1
+        [ "$comm" = "$1" ] || continue
+        if [ -n "$master" ]; then
+            stat=$(cat "$p/stat" 2>/dev/null) || continue
+            rest=${stat##*) }                   # "<state> <ppid> ..."
+            rest=${rest#* }
+            [ "${rest%% *}" = "$master" ] || continue
+        fi
+        return 1
     done
     return 0
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60), seeded with the committed fixtures.
+# A crash leaves its input in fuzz/artifacts/<target>/: add it to tests as a regression test.
+# cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP=1 lets the stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+export RUSTC_BOOTSTRAP=1
+seed() { # target, files...
+    mkdir -p "corpus/$1"
+    shift_target=$1; shift
+    for f in "$@"; do [ -f "$f" ] && cp "$f" "corpus/$shift_target/"; done
+    return 0
+}
+seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
+seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
+seed config ../examples/*.yaml ../tests/config/valid/*.yaml ../tests/config/invalid/*.yaml
+for target in $(cargo fuzz list); do
+    echo "=== $target, ${seconds}s"
+    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=512 -max_len=1048576
+done
