@@ -13,6 +13,7 @@ pub mod dogstatsd;
 pub mod exec;
 pub mod logging;
 pub mod metrics;
+pub mod postconf;
 pub mod reason;
 pub mod schedule;
 pub mod snapshot;

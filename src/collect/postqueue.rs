@@ -6,15 +6,15 @@
 //! line: `-j` names the queue, and in `-p` only the mark right after the queue ID counts.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
-use tokio::time::Instant;
 
 use super::{excerpt, Collection, Limits, LineSplitter, LineTooLong};
 use crate::exec::{self, Command, ExecError, Failure};
+use crate::postconf;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
 
 /// Queues `postqueue -j` reports, in the order we send them: the Datadog check's three first.
@@ -47,15 +47,11 @@ pub enum Format {
     Text,
 }
 
-/// The Postfix version is read again after this long (and after every reload, which makes a
-/// new `Postqueue`), so an upgrade shows up in the `postfix_version:` tag.
-const VERSION_TTL: Duration = Duration::from_secs(3600);
-
 #[derive(Debug)]
 pub struct Postqueue {
     options: Options,
-    /// The format and version decided from `mail_version`, and when.
-    detected: Option<(Format, String, Instant)>,
+    /// `mail_version` decides the format: `-j` from Postfix 3.1.
+    postconf: postconf::Cache,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,8 +66,8 @@ pub enum Error {
         status: String,
         stderr: String,
     },
-    #[error("the Postfix version printed by `{command}` is not understood: {output:?}")]
-    Version { command: String, output: String },
+    #[error("cannot read the Postfix parameters")]
+    Postconf(#[from] postconf::Error),
     #[error("the output of `{command}` is not understood")]
     Parse {
         command: String,
@@ -100,34 +96,26 @@ pub enum ParseError {
     SummaryMismatch { counted: u64, summary: u64 },
     #[error("empty output (postqueue -p always prints at least `Mail queue is empty`)")]
     Empty,
-    #[error("the version is too long")]
-    VersionTooLong,
 }
 
 impl Postqueue {
     pub fn new(options: Options) -> Self {
         Postqueue {
+            postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
             options,
-            detected: None,
         }
     }
 
     pub async fn collect(&mut self, limits: &Limits) -> Collection {
         let mut collection = Collection::default();
         let result = async {
-            let fresh = self
-                .detected
-                .as_ref()
-                .filter(|(_, _, at)| at.elapsed() < VERSION_TTL);
-            let (format, version) = match fresh {
-                Some((f, v, _)) => (*f, v.clone()),
-                None => {
-                    let (f, v) = self.detect_format(limits).await?;
-                    self.detected = Some((f, v.clone(), Instant::now()));
-                    (f, v)
-                }
+            let params = self.postconf.get(limits).await?;
+            let format = if params.version >= (3, 1) {
+                Format::Json
+            } else {
+                Format::Text
             };
-            collection.postfix_version = Some(version);
+            collection.postfix_version = Some(params.mail_version);
             collection.how = match format {
                 Format::Json => "postqueue -j".to_owned(),
                 Format::Text => "postqueue -p".to_owned(),
@@ -140,39 +128,6 @@ impl Postqueue {
             Err(e) => collection.errors.push(e.into()),
         }
         collection
-    }
-
-    /// `postconf -c <dir> -h mail_version`: 3.1 and later have `-j`.
-    async fn detect_format(&self, limits: &Limits) -> Result<(Format, String), Error> {
-        let cmd = Command::new(
-            &self.options.postconf,
-            [
-                "-c".into(),
-                self.options.config_directory.clone().into_os_string(),
-                "-h".into(),
-                "mail_version".into(),
-            ],
-        );
-        let mut out = Vec::new();
-        let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
-            if out.len() + chunk.len() > 256 {
-                return Err(ParseError::VersionTooLong);
-            }
-            out.extend_from_slice(chunk);
-            Ok(())
-        })
-        .await
-        .map_err(|f| failure(&cmd, f))?;
-        check_status(&cmd, &finished)?;
-        let text = String::from_utf8_lossy(&out).trim().to_owned();
-        match parse_version(&text) {
-            Some(v) if v >= (3, 1) => Ok((Format::Json, text)),
-            Some(_) => Ok((Format::Text, text)),
-            None => Err(Error::Version {
-                command: cmd.to_string(),
-                output: text,
-            }),
-        }
     }
 
     async fn list(&self, format: Format, limits: &Limits) -> Result<Snapshot, Error> {
@@ -241,14 +196,6 @@ fn check_status(cmd: &Command, finished: &exec::Finished) -> Result<(), Error> {
             stderr,
         })
     }
-}
-
-/// `3.7.11` -> (3, 7); `2.11.3` -> (2, 11); also accepts `3.8-20220816` snapshots.
-pub fn parse_version(text: &str) -> Option<(u32, u32)> {
-    let mut parts = text.split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 /// A streaming parser for either listing format: feed it chunks, then `finish`.
@@ -481,15 +428,6 @@ mod tests {
             .iter()
             .map(|q| (q.queue.as_str(), q.messages))
             .collect()
-    }
-
-    #[test]
-    fn versions() {
-        assert_eq!(parse_version("3.7.11"), Some((3, 7)));
-        assert_eq!(parse_version("2.11.3"), Some((2, 11)));
-        assert_eq!(parse_version("3.10-20240101"), Some((3, 10)));
-        assert_eq!(parse_version("postfix"), None);
-        assert_eq!(parse_version(""), None);
     }
 
     #[test]
