@@ -98,7 +98,7 @@ fn write_instance(
     // Every queue the instance asked for gets a row: a number, or "error" when it was not read.
     let wanted: Vec<&str> = match &instance.method {
         MethodConfig::Find(o) => o.queues.iter().map(String::as_str).collect(),
-        MethodConfig::Postqueue(_) => c.snapshot.queues.iter().map(|q| q.queue.as_str()).collect(),
+        _ => c.snapshot.queues.iter().map(|q| q.queue.as_str()).collect(),
     };
     let listed = c.snapshot.queues.iter().any(|q| q.listing.is_some());
     if !wanted.is_empty() {

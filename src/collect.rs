@@ -1,8 +1,11 @@
 //! Collection: one file per method, one enum arm per file. Every method fills the same
 //! [`Snapshot`]; how it gets there (fork, socket, directory walk) is its own business.
 
+pub mod auto;
 pub mod find;
 pub mod postqueue;
+pub mod scan;
+pub mod showq;
 
 use tokio::time::Instant;
 
@@ -14,6 +17,9 @@ use crate::snapshot::Snapshot;
 pub enum Method {
     Find(find::Find),
     Postqueue(postqueue::Postqueue),
+    Showq(showq::Showq),
+    Scan(scan::Scan),
+    Auto(auto::Auto),
 }
 
 /// What one cycle of one instance produced. A method that reads several queues separately
@@ -43,6 +49,10 @@ pub enum CollectError {
     Find(#[from] find::Error),
     #[error(transparent)]
     Postqueue(#[from] postqueue::Error),
+    #[error(transparent)]
+    Showq(#[from] showq::Error),
+    #[error(transparent)]
+    Scan(#[from] scan::Error),
     /// A run that overstayed even the kill of its children.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
@@ -54,6 +64,9 @@ impl Method {
         match self {
             Method::Find(_) => "find",
             Method::Postqueue(_) => "postqueue",
+            Method::Showq(_) => "showq",
+            Method::Scan(_) => "scan",
+            Method::Auto(_) => "auto",
         }
     }
 
@@ -61,8 +74,60 @@ impl Method {
         match self {
             Method::Find(m) => m.collect(limits).await,
             Method::Postqueue(m) => m.collect(limits).await,
+            Method::Showq(m) => m.collect(limits).await,
+            Method::Scan(m) => m.collect(limits).await,
+            Method::Auto(m) => m.collect(limits).await,
         }
     }
+}
+
+/// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
+const MAX_DEPTH: usize = 32;
+
+/// Calls `visit` for every regular file below `root`, recursively, without following symbolic
+/// links. A file or directory that vanishes while we look (a message being delivered) is
+/// skipped; any other error, from the walk or from `visit`, stops it.
+pub fn walk_files(
+    root: &std::path::Path,
+    mut visit: impl FnMut(&std::fs::DirEntry) -> std::io::Result<()>,
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    use std::io::ErrorKind::NotFound;
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == NotFound && depth > 0 => continue,
+            Err(e) => return Err((dir, e)),
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if e.kind() == NotFound => continue,
+                Err(e) => return Err((dir, e)),
+            };
+            let kind = match entry.file_type() {
+                Ok(kind) => kind,
+                Err(e) if e.kind() == NotFound => continue,
+                Err(e) => return Err((entry.path(), e)),
+            };
+            if kind.is_file() {
+                match visit(&entry) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == NotFound => {}
+                    Err(e) => return Err((entry.path(), e)),
+                }
+            } else if kind.is_dir() {
+                if depth + 1 >= MAX_DEPTH {
+                    return Err((
+                        entry.path(),
+                        std::io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                    ));
+                }
+                stack.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Splits a byte stream into lines as it arrives, holding at most one partial line of at most

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 pub use env::EnvTarget;
 
-use crate::collect::{find, postqueue};
+use crate::collect::{auto, find, postqueue, scan, showq};
 
 /// Where the packaged config lives.
 pub const DEFAULT_PATH: &str = "/etc/postfix-dogstatsd/config.yaml";
@@ -127,6 +127,9 @@ impl Instance {
 pub enum MethodConfig {
     Find(find::Options),
     Postqueue(postqueue::Options),
+    Showq(showq::Options),
+    Scan(scan::Options),
+    Auto(auto::Options),
 }
 
 impl MethodConfig {
@@ -134,6 +137,9 @@ impl MethodConfig {
         match self {
             MethodConfig::Find(_) => "find",
             MethodConfig::Postqueue(_) => "postqueue",
+            MethodConfig::Showq(_) => "showq",
+            MethodConfig::Scan(_) => "scan",
+            MethodConfig::Auto(_) => "auto",
         }
     }
 }

@@ -116,6 +116,9 @@ pub fn report(
     for q in &collection.snapshot.queues {
         let tags = |extra: Option<String>| tagger.tags(Some(&q.queue), extra);
         gauge(QUEUE_SIZE, q.messages, tags(None));
+        if let Some(bytes) = q.bytes {
+            gauge(QUEUE_BYTES, bytes, tags(None));
+        }
         let Some(l) = &q.listing else { continue };
         gauge(QUEUE_BYTES, l.bytes, tags(None));
         gauge(QUEUE_RECIPIENTS, l.recipients, tags(None));

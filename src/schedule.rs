@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::collect::{find, postqueue, Collection, Limits, Method};
+use crate::collect::{auto, find, postqueue, scan, showq, Collection, Limits, Method};
 use crate::config::{Config, Instance, MethodConfig};
 use crate::dogstatsd::{self, Sink};
 use crate::exec::Cancel;
@@ -26,6 +26,9 @@ pub fn method_for(config: &MethodConfig) -> Method {
     match config {
         MethodConfig::Find(o) => Method::Find(find::Find::new(o.clone())),
         MethodConfig::Postqueue(o) => Method::Postqueue(postqueue::Postqueue::new(o.clone())),
+        MethodConfig::Showq(o) => Method::Showq(showq::Showq::new(o.clone())),
+        MethodConfig::Scan(o) => Method::Scan(scan::Scan::new(o.clone())),
+        MethodConfig::Auto(o) => Method::Auto(auto::Auto::new(o.clone())),
     }
 }
 

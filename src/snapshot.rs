@@ -25,6 +25,8 @@ pub struct QueueStats {
     pub queue: String,
     /// Messages in the queue.
     pub messages: u64,
+    /// Bytes in the queue, when the method knows them without a listing (scan: file sizes).
+    pub bytes: Option<u64>,
     /// What a listing of the messages tells beyond their number; `None` for counting methods.
     pub listing: Option<Listing>,
 }
@@ -100,6 +102,13 @@ impl Snapshot {
     /// Adds `n` messages to `queue`, creating it at the end when it is new.
     pub fn add(&mut self, queue: &str, n: u64) {
         self.entry(queue).messages += n;
+    }
+
+    /// Adds counted files and their bytes (a directory scan knows sizes but not recipients).
+    pub fn add_counted(&mut self, queue: &str, files: u64, bytes: u64) {
+        let q = self.entry(queue);
+        q.messages += files;
+        q.bytes = Some(q.bytes.unwrap_or(0) + bytes);
     }
 
     /// Creates `queue` with a listing (all zero) if it does not exist yet.

@@ -13,12 +13,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Collection, Limits};
+use super::{walk_files, Collection, Limits};
 use crate::exec::{self, Command, ExecError, Failure};
 use crate::sys;
 
-/// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
-const MAX_DEPTH: usize = 32;
 /// After sudo refuses a queue, wait this long before asking again, doubling up to the maximum:
 /// Debian's sudo mails root about each refusal, and that mail lands in the queue we count.
 const REFUSAL_BACKOFF: Duration = Duration::from_secs(60);
@@ -275,41 +273,13 @@ async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, 
     }
 }
 
-/// Counts the regular files below `root`, recursively. A file that vanishes while we look
-/// (a message being delivered) is simply not counted; any other error fails the count.
+/// Counts the regular files below `root`, recursively, like `find -type f`.
 pub fn count_files(root: &Path) -> Result<u64, (PathBuf, io::Error)> {
     let mut count = 0u64;
-    let mut stack = vec![(root.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound && depth > 0 => continue,
-            Err(e) => return Err((dir, e)),
-        };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err((dir, e)),
-            };
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err((entry.path(), e)),
-            };
-            if kind.is_file() {
-                count += 1;
-            } else if kind.is_dir() {
-                if depth + 1 >= MAX_DEPTH {
-                    return Err((
-                        entry.path(),
-                        io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
-                    ));
-                }
-                stack.push((entry.path(), depth + 1));
-            }
-        }
-    }
+    walk_files(root, |_| {
+        count += 1;
+        Ok(())
+    })?;
     Ok(count)
 }
 

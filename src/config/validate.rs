@@ -12,7 +12,7 @@ use super::{
     DEFAULT_CONFIG_DIRECTORY, DEFAULT_INTERVAL, DEFAULT_POSTFIX_USER, DEFAULT_TOP_DOMAINS,
     MAX_DEFAULT_TIMEOUT,
 };
-use crate::collect::{find, postqueue};
+use crate::collect::{auto, find, postqueue, scan, showq};
 
 const TOP_KEYS: &[&str] = &["init_config", "instances", "logs", "dogstatsd", "commands"];
 const INIT_KEYS: &[&str] = &["postfix_user", "postqueue", "service"];
@@ -31,6 +31,7 @@ const INSTANCE_KEYS: &[&str] = &[
     "commands",
     "age_thresholds",
     "top_domains",
+    "queue_directory",
 ];
 /// Keys only methods that list messages read.
 const LISTING_KEYS: &[&str] = &["age_thresholds", "top_domains"];
@@ -39,7 +40,9 @@ const MAX_TOP_DOMAINS: u64 = 1000;
 const DOGSTATSD_KEYS: &[&str] = &["url", "tags"];
 const COMMAND_KEYS: &[&str] = &["postqueue", "postconf", "sudo", "find"];
 const PATTERN_KEYS: &[&str] = &["include", "exclude"];
-const METHODS: &[&str] = &["postqueue", "find"];
+const METHODS: &[&str] = &["postqueue", "find", "showq", "scan", "auto"];
+/// Methods that list messages and so fill the rich metrics.
+const LISTING_METHODS: &[&str] = &["postqueue", "showq", "auto"];
 /// Postfix's queue directories (mail queues and per-message logs), the names `queues` may use.
 pub const KNOWN_QUEUES: &[&str] = &[
     "incoming", "active", "deferred", "hold", "maildrop", "corrupt", "bounce", "defer", "trace",
@@ -616,19 +619,12 @@ impl Validator {
             if explicit.is_some() && config_directory.is_some() {
                 self.error(
                     &p("config_directory"),
-                    "only method postqueue reads config_directory",
-                    Some("remove it, or set `method: postqueue`"),
+                    "method find does not read config_directory; it counts the files under `directory`",
+                    Some("remove it, or use a method that asks Postfix: postqueue, showq, scan or auto"),
                 );
             }
-            for key in LISTING_KEYS {
-                if m.get(*key).is_some_and(|v| !v.is_null()) {
-                    self.error(
-                        &p(key),
-                        "method find only counts files; this needs a method that lists messages",
-                        Some("remove it, or use `method: postqueue`"),
-                    );
-                }
-            }
+            self.not_for(m, path, "find", &["queue_directory"]);
+            self.not_for(m, path, "find", LISTING_KEYS);
             let queues = self.queues(m, path);
             if !has_queues {
                 self.error(
@@ -686,32 +682,54 @@ impl Validator {
             )
         } else {
             if explicit.is_some() {
-                for key in ["directory", "queues"] {
-                    if m.get(key).is_some_and(|v| !v.is_null()) {
-                        self.error(
-                            &p(key),
-                            "only method find reads this",
-                            Some("remove it, since postqueue lists every queue of config_directory; or set `method: find`"),
-                        );
-                    }
-                }
+                self.not_for(m, path, &method, &["directory", "queues"]);
             } else if directory.is_some() || has_queues {
                 notes.push(format!(
                     "{path}: `directory` and `queues` are not used with init_config.postqueue: true (postqueue lists every queue)"
                 ));
             }
+            if !LISTING_METHODS.contains(&method.as_str()) {
+                self.not_for(m, path, &method, LISTING_KEYS);
+            }
+            if method == "postqueue" || method == "showq" {
+                self.not_for(m, path, &method, &["queue_directory"]);
+            }
+            let queue_directory = self
+                .string(Some(m), "queue_directory", &p("queue_directory"))
+                .and_then(|d| self.abs_path(&d, &p("queue_directory")));
             let written = config_directory.unwrap_or_else(|| DEFAULT_CONFIG_DIRECTORY.to_owned());
             let dir = self.abs_path(&written, &p("config_directory"))?;
-            (
-                MethodConfig::Postqueue(postqueue::Options {
+            let ages: Vec<u64> = age_thresholds.iter().map(|(secs, _)| *secs).collect();
+            let method = match method.as_str() {
+                "showq" => MethodConfig::Showq(showq::Options {
+                    config_directory: dir,
+                    postconf: commands.postconf.clone(),
+                    age_thresholds: ages,
+                }),
+                "scan" => MethodConfig::Scan(scan::Options {
+                    config_directory: dir,
+                    postconf: commands.postconf.clone(),
+                    queue_directory,
+                }),
+                "auto" => MethodConfig::Auto(auto::Options {
                     config_directory: dir,
                     postqueue: commands.postqueue.clone(),
                     postconf: commands.postconf.clone(),
-                    age_thresholds: age_thresholds.iter().map(|(secs, _)| *secs).collect(),
+                    sudo: commands.sudo.clone(),
+                    find: commands.find.clone(),
+                    postfix_user: ctx.postfix_user.to_owned(),
+                    queue_directory,
+                    age_thresholds: ages,
                 }),
-                // The Datadog check tags the directory exactly as written.
-                written,
-            )
+                _ => MethodConfig::Postqueue(postqueue::Options {
+                    config_directory: dir,
+                    postqueue: commands.postqueue.clone(),
+                    postconf: commands.postconf.clone(),
+                    age_thresholds: ages,
+                }),
+            };
+            // The Datadog check tags the directory exactly as written.
+            (method, written)
         };
 
         let tags = if disable_generic_tags {
@@ -736,6 +754,30 @@ impl Validator {
             age_thresholds,
             top_domains,
         })
+    }
+
+    /// Reports each of `keys` present in `m` as not read by `method`.
+    fn not_for(&mut self, m: &Mapping, path: &str, method: &str, keys: &[&str]) {
+        for key in keys {
+            if m.get(*key).is_none_or(Value::is_null) {
+                continue;
+            }
+            let (problem, hint) = match *key {
+                "directory" | "queues" => (
+                    format!("method {method} does not read this; only method find counts the files of listed queues"),
+                    "remove it, as the other methods cover every queue of config_directory; or set `method: find`",
+                ),
+                "queue_directory" => (
+                    format!("method {method} does not read this"),
+                    "remove it: Postfix tells where its queue is; only methods scan and auto take it",
+                ),
+                _ => (
+                    format!("method {method} does not list messages, so it has no ages, reasons or domains"),
+                    "remove it, or use a method that lists messages: postqueue, showq or auto",
+                ),
+            };
+            self.error(&join(path, key), problem, Some(hint));
+        }
     }
 
     /// `age_thresholds: [5m, 1h, 90s, 3600]`: sorted, each with its canonical label.
