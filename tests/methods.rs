@@ -1,0 +1,239 @@
+//! Methods showq, scan and auto end to end through `check`: a real Unix stream socket serving
+//! streams captured from a real showq, and a queue directory laid out like Postfix's.
+#![allow(clippy::disallowed_methods, clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+
+use common::*;
+
+/// Serves `bytes` to every connection on `<pf>/spool/public/showq` (where the fake postconf
+/// puts the queue directory), as showq does: speak, then close.
+fn showq_server(s: &Scratch, pf: &str, bytes: &'static [u8]) -> std::path::PathBuf {
+    let public = s.path(&format!("{pf}/spool/public"));
+    std::fs::create_dir_all(&public).unwrap();
+    let path = public.join("showq");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let _ = conn.write_all(bytes);
+        }
+    });
+    path
+}
+
+fn lines(out: &std::process::Output) -> Vec<String> {
+    stdout(out).lines().map(str::to_owned).collect()
+}
+
+fn gauge(lines: &[String], name: &str, queue: &str) -> Option<u64> {
+    lines
+        .iter()
+        .find(|l| l.starts_with(&format!("{name}:")) && l.contains(&format!("queue:{queue},")))
+        .map(|l| {
+            l[name.len() + 1..]
+                .split('|')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+}
+
+#[test]
+fn showq_gives_what_postqueue_gives_for_the_same_moment() {
+    let s = Scratch::new();
+    s.postfix("sq", "ok", None, None);
+    showq_server(&s, "sq", include_bytes!("fixtures/showq/mixed.bin"));
+    // postqueue -j captured at the same moment as mixed.bin.
+    s.postfix("pq", "ok", Some("tests/fixtures/showq/mixed.jsonl"), None);
+    let config = s.config(&format!(
+        "instances:\n  - {{method: showq, config_directory: {}}}\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("sq").display(),
+        s.path("pq").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let sq = format!("instance:{}", s.path("sq").display());
+    let pq = format!("instance:{}", s.path("pq").display());
+    let all = lines(&out);
+    let strip = |tag: &str| -> Vec<String> {
+        tagged(&all, tag)
+            .into_iter()
+            .filter(|l| l.starts_with("postfix.queue."))
+            .map(|l| l.replace(tag, "X"))
+            .collect()
+    };
+    let (a, b) = (strip(&sq), strip(&pq));
+    assert!(a.len() > 40, "{a:?}");
+    // Ages are computed at slightly different moments; everything else must be equal.
+    let no_age = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .filter(|l| !l.starts_with("postfix.queue.oldest_age"))
+            .collect()
+    };
+    assert_eq!(no_age(a), no_age(b));
+    let truth = std::fs::read_to_string(repo("tests/fixtures/showq/mixed.truth")).unwrap();
+    for line in truth.lines() {
+        let (q, n) = line.split_once(' ').unwrap();
+        if q != "corrupt" {
+            assert_eq!(
+                gauge(&all, "postfix.queue.size", q),
+                Some(n.parse().unwrap()),
+                "{q}"
+            );
+        }
+    }
+    assert!(stdout(&out).contains("(showq socket, "));
+}
+
+#[test]
+fn showq_failures_are_named() {
+    let s = Scratch::new();
+    // No socket at all; a socket nobody listens on; a stream cut short.
+    s.postfix("none", "ok", None, None);
+    s.postfix("dead", "ok", None, None);
+    std::fs::create_dir_all(s.path("dead/spool/public")).unwrap();
+    drop(UnixListener::bind(s.path("dead/spool/public/showq")).unwrap());
+    s.postfix("cut", "ok", None, None);
+    let full: &'static [u8] = include_bytes!("fixtures/showq/mixed.bin");
+    showq_server(&s, "cut", &full[..full.len() - 3]);
+    s.postfix("noconf", "ok", None, None);
+    s.write("noconf/postconf-fails", "");
+    let mut body = String::from("instances:\n");
+    for pf in ["none", "dead", "cut", "noconf"] {
+        body.push_str(&format!(
+            "  - {{method: showq, config_directory: {}}}\n",
+            s.path(pf).display()
+        ));
+    }
+    let out = run(&["check", "-c", s.config(&body).to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let all = lines(&out);
+    for (pf, cause) in [
+        ("none", "no showq socket at"),
+        ("dead", "Postfix is not running: nothing listens on"),
+        ("cut", "ends before its end marker (truncated)"),
+        ("noconf", "cannot read the Postfix parameters"),
+    ] {
+        let mine = tagged(&all, &format!("instance:{}", s.path(pf).display()));
+        assert!(
+            !mine.iter().any(|l| l.starts_with("postfix.queue.")),
+            "{pf}: {mine:?}"
+        );
+        assert!(
+            mine.iter()
+                .any(|l| l.starts_with("_sc|postfix.can_collect|2|") && l.contains(cause)),
+            "{pf}: {mine:?}"
+        );
+    }
+}
+
+fn queue_file(dir: &Path, rel: &str, mode: u32, len: usize) {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, vec![b'q'; len]).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn scan_counts_finished_files_and_bytes_in_every_queue() {
+    let s = Scratch::new();
+    s.postfix("pf", "ok", None, None);
+    let spool = s.path("pf/spool");
+    queue_file(&spool, "deferred/A/A1", 0o700, 300);
+    queue_file(&spool, "deferred/B/B1", 0o750, 200); // forced to expire
+    queue_file(&spool, "active/C1", 0o700, 10);
+    queue_file(&spool, "incoming/D1", 0o600, 999); // still being written: not yet a message
+    queue_file(&spool, "maildrop/E1", 0o700, 5);
+    queue_file(&spool, "corrupt/F1", 0o700, 1);
+    std::fs::create_dir_all(spool.join("hold")).unwrap();
+    let config = s.config(&format!(
+        "instances:\n  - {{method: scan, config_directory: {}}}\n",
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let all = lines(&out);
+    for (q, n, bytes) in [
+        ("active", 1, 10),
+        ("hold", 0, 0),
+        ("deferred", 2, 500),
+        ("incoming", 0, 0),
+        ("maildrop", 1, 5),
+        ("corrupt", 1, 1),
+    ] {
+        assert_eq!(gauge(&all, "postfix.queue.size", q), Some(n), "{q}");
+        assert_eq!(gauge(&all, "postfix.queue.bytes", q), Some(bytes), "{q}");
+    }
+    assert!(
+        !stdout(&out).contains("postfix.queue.oldest_age"),
+        "scan has no ages"
+    );
+}
+
+#[test]
+fn auto_takes_the_least_privileged_method_that_works_and_says_why() {
+    let s = Scratch::new();
+    // No showq socket; postqueue works.
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: auto, config_directory: {}}}\n",
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("(auto: postqueue -j (passed over: showq: no showq socket at"),
+        "{text}"
+    );
+    assert_eq!(
+        gauge(&lines(&out), "postfix.queue.size", "deferred"),
+        Some(7)
+    );
+
+    // Now showq works too: it is chosen first.
+    let s2 = Scratch::new();
+    s2.postfix("pf", "ok", None, None);
+    showq_server(&s2, "pf", include_bytes!("fixtures/showq/mixed.bin"));
+    let config = s2.config(&format!(
+        "instances:\n  - {{method: auto, config_directory: {}}}\n",
+        s2.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert!(
+        stdout(&out).contains("(auto: showq socket (the least privileged method, and it works)"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Nothing works: every method's error, and no gauge.
+    let s3 = Scratch::new();
+    s3.postfix("pf", "down", None, None);
+    let config = s3.config(&format!(
+        "init_config: {{postfix_user: nobody-here}}\ninstances:\n  - {{method: auto, config_directory: {}}}\n",
+        s3.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("auto: no method works"), "{text}");
+    assert!(
+        text.contains("no showq socket")
+            && text.contains("Postfix is not running")
+            && text.contains("queue active"),
+        "{text}"
+    );
+    assert!(!text.contains("postfix.queue.size"), "{text}");
+}
