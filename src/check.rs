@@ -20,6 +20,7 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         None
     };
     let (_keep, cancel) = watch::channel(false);
+    let config = &crate::discover::expand(config.clone(), &cancel).await;
     let mut tasks = Vec::new();
     for instance in config.instances.clone() {
         let cancel = cancel.clone();

@@ -20,6 +20,8 @@ pub enum Method {
     Showq(showq::Showq),
     Scan(scan::Scan),
     Auto(auto::Auto),
+    /// Cannot run; every collection reports this.
+    Unavailable(String),
 }
 
 /// What one cycle of one instance produced. A method that reads several queues separately
@@ -53,6 +55,8 @@ pub enum CollectError {
     Showq(#[from] showq::Error),
     #[error(transparent)]
     Scan(#[from] scan::Error),
+    #[error("{0}")]
+    Unavailable(String),
     /// A run that overstayed even the kill of its children.
     #[error(transparent)]
     Exec(#[from] crate::exec::ExecError),
@@ -67,6 +71,7 @@ impl Method {
             Method::Showq(_) => "showq",
             Method::Scan(_) => "scan",
             Method::Auto(_) => "auto",
+            Method::Unavailable(_) => "unavailable",
         }
     }
 
@@ -77,6 +82,10 @@ impl Method {
             Method::Showq(m) => m.collect(limits).await,
             Method::Scan(m) => m.collect(limits).await,
             Method::Auto(m) => m.collect(limits).await,
+            Method::Unavailable(why) => Collection {
+                errors: vec![CollectError::Unavailable(why.clone())],
+                ..Collection::default()
+            },
         }
     }
 }

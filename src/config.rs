@@ -44,6 +44,7 @@ pub struct Commands {
     pub postconf: PathBuf,
     pub sudo: PathBuf,
     pub find: PathBuf,
+    pub postmulti: PathBuf,
 }
 
 impl Default for Commands {
@@ -53,6 +54,7 @@ impl Default for Commands {
             postconf: "/usr/sbin/postconf".into(),
             sudo: "/usr/bin/sudo".into(),
             find: "/usr/bin/find".into(),
+            postmulti: "/usr/sbin/postmulti".into(),
         }
     }
 }
@@ -109,6 +111,9 @@ pub struct Instance {
     pub age_thresholds: Vec<(u64, String)>,
     /// Domains per queue in `postfix.queue.recipients_by_domain`; 0 turns it off.
     pub top_domains: usize,
+    /// `discover: postmulti`: the postmulti program; this instance is a template, expanded into
+    /// one instance per enabled Postfix instance when the schedules start.
+    pub discover: Option<PathBuf>,
 }
 
 impl Instance {
@@ -130,6 +135,8 @@ pub enum MethodConfig {
     Showq(showq::Options),
     Scan(scan::Options),
     Auto(auto::Options),
+    /// An instance that cannot run (its discovery failed): every run reports why.
+    Unavailable(String),
 }
 
 impl MethodConfig {
@@ -140,7 +147,21 @@ impl MethodConfig {
             MethodConfig::Showq(_) => "showq",
             MethodConfig::Scan(_) => "scan",
             MethodConfig::Auto(_) => "auto",
+            MethodConfig::Unavailable(_) => "unavailable",
         }
+    }
+
+    /// The same method for another Postfix instance (discovery).
+    pub fn with_config_directory(&self, dir: &std::path::Path) -> MethodConfig {
+        let mut m = self.clone();
+        match &mut m {
+            MethodConfig::Postqueue(o) => o.config_directory = dir.to_owned(),
+            MethodConfig::Showq(o) => o.config_directory = dir.to_owned(),
+            MethodConfig::Scan(o) => o.config_directory = dir.to_owned(),
+            MethodConfig::Auto(o) => o.config_directory = dir.to_owned(),
+            MethodConfig::Find(_) | MethodConfig::Unavailable(_) => {}
+        }
+        m
     }
 }
 

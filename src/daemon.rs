@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{self, Config, ConfigErrors, EnvTarget, Source};
+use crate::discover;
 use crate::dogstatsd::{Sink, SinkError};
 use crate::schedule::Generation;
 
@@ -35,10 +36,11 @@ pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
     let mut term = signal(SignalKind::terminate()).map_err(Fatal::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Fatal::Signal)?;
 
-    let config = Arc::new(config::load(&source, &env).map_err(Fatal::Config)?);
+    let (stop, stopping) = watch::channel(false);
+    let config = config::load(&source, &env).map_err(Fatal::Config)?;
+    let config = Arc::new(discover::expand(config, &stopping).await);
     announce(&config);
     let mut sink = Sink::new(&config.target)?;
-    let (stop, stopping) = watch::channel(false);
     let mut generation = Generation::start(&config, &sink, &stopping);
     let mut retired: Vec<JoinHandle<()>> = Vec::new();
     notify(&[NotifyState::Ready]);
@@ -58,7 +60,7 @@ pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
                 let mut states = vec![NotifyState::Reloading];
                 states.extend(NotifyState::monotonic_usec_now().ok());
                 notify(&states);
-                match reload(&source, &env) {
+                match reload(&source, &env, &stopping).await {
                     Ok((config, new_sink)) => {
                         announce(&config);
                         retired.extend(generation.retire());
@@ -94,8 +96,13 @@ pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
     Ok(())
 }
 
-fn reload(source: &Source, env: &EnvTarget) -> Result<(Arc<Config>, Sink), Fatal> {
+async fn reload(
+    source: &Source,
+    env: &EnvTarget,
+    cancel: &crate::exec::Cancel,
+) -> Result<(Arc<Config>, Sink), Fatal> {
     let config = config::load(source, env).map_err(Fatal::Config)?;
+    let config = discover::expand(config, cancel).await;
     let sink = Sink::new(&config.target)?;
     Ok((Arc::new(config), sink))
 }

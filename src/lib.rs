@@ -9,6 +9,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod discover;
 pub mod dogstatsd;
 pub mod exec;
 pub mod logging;

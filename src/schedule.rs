@@ -29,6 +29,7 @@ pub fn method_for(config: &MethodConfig) -> Method {
         MethodConfig::Showq(o) => Method::Showq(showq::Showq::new(o.clone())),
         MethodConfig::Scan(o) => Method::Scan(scan::Scan::new(o.clone())),
         MethodConfig::Auto(o) => Method::Auto(auto::Auto::new(o.clone())),
+        MethodConfig::Unavailable(why) => Method::Unavailable(why.clone()),
     }
 }
 

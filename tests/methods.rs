@@ -237,3 +237,68 @@ fn auto_takes_the_least_privileged_method_that_works_and_says_why() {
     );
     assert!(!text.contains("postfix.queue.size"), "{text}");
 }
+
+#[test]
+fn postmulti_discovery_makes_one_instance_per_enabled_postfix() {
+    let s = Scratch::new();
+    for pf in ["main", "out", "off"] {
+        s.postfix(pf, "ok", None, None);
+    }
+    showq_server(&s, "main", include_bytes!("fixtures/showq/mixed.bin"));
+    showq_server(&s, "out", include_bytes!("fixtures/showq/many-rcpts.bin"));
+    let listing = format!(
+        "-               -               y         {}\nout             mta             y         {}\noff             mta             n         {}\n",
+        s.path("main").display(),
+        s.path("out").display(),
+        s.path("off").display()
+    );
+    s.write("postmulti.out", listing);
+    let fake = s.write(
+        "bin/postmulti",
+        format!("#!/bin/sh\ncat {}\n", s.path("postmulti.out").display()),
+    );
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = s.config(&format!(
+        "  postmulti: {}\ninstances:\n  - {{method: showq, discover: postmulti, tags: [\"team:mail\"]}}\n",
+        fake.display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let all = lines(&out);
+    let main = tagged(&all, "postfix_instance:default");
+    let outq = tagged(&all, "postfix_instance:out");
+    assert!(
+        main.iter().any(|l| l.starts_with(
+            "postfix.queue.size:7|g|#team:mail,postfix_instance:default,queue:deferred,instance:"
+        )),
+        "{main:?}"
+    );
+    assert!(
+        outq.iter()
+            .any(|l| l.starts_with("postfix.queue.recipients:50|g|")),
+        "{outq:?}"
+    );
+    assert!(
+        tagged(&all, "postfix_instance:off").is_empty(),
+        "a disabled instance is not collected"
+    );
+
+    // postmulti failing: one CRITICAL instance saying so; nothing else stops.
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'postmulti: fatal: no multi_instance_directories' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("|m:discovery with postmulti failed: `"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("no multi_instance_directories"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -32,13 +32,14 @@ const INSTANCE_KEYS: &[&str] = &[
     "age_thresholds",
     "top_domains",
     "queue_directory",
+    "discover",
 ];
 /// Keys only methods that list messages read.
 const LISTING_KEYS: &[&str] = &["age_thresholds", "top_domains"];
 /// `top_domains` at most: each is a series per queue.
 const MAX_TOP_DOMAINS: u64 = 1000;
 const DOGSTATSD_KEYS: &[&str] = &["url", "tags"];
-const COMMAND_KEYS: &[&str] = &["postqueue", "postconf", "sudo", "find"];
+const COMMAND_KEYS: &[&str] = &["postqueue", "postconf", "sudo", "find", "postmulti"];
 const PATTERN_KEYS: &[&str] = &["include", "exclude"];
 const METHODS: &[&str] = &["postqueue", "find", "showq", "scan", "auto"];
 /// Methods that list messages and so fill the rich metrics.
@@ -474,6 +475,7 @@ impl Validator {
             ("postconf", &mut out.postconf),
             ("sudo", &mut out.sudo),
             ("find", &mut out.find),
+            ("postmulti", &mut out.postmulti),
         ] {
             let p = join(path, name);
             if let Some(s) = self.string(inner, name, &p) {
@@ -611,6 +613,34 @@ impl Validator {
         let top_domains = self.top_domains(m, &p("top_domains"));
         let commands = self.commands(m, "commands", &p("commands"), ctx.commands);
 
+        let discover = match self.string(Some(m), "discover", &p("discover")).as_deref() {
+            None => None,
+            Some("postmulti") => {
+                if method == "find" {
+                    self.error(
+                        &p("discover"),
+                        "method find cannot follow discovered instances",
+                        Some("set `method:` to postqueue, showq, scan or auto"),
+                    );
+                }
+                if m.get("config_directory").is_some_and(|v| !v.is_null()) {
+                    self.error(
+                        &p("config_directory"),
+                        "comes from postmulti with `discover: postmulti`",
+                        Some("remove it"),
+                    );
+                }
+                Some(commands.postmulti.clone())
+            }
+            Some(other) => {
+                self.error(
+                    &p("discover"),
+                    format!("unknown discovery {other:?}"),
+                    Some("the only one is `postmulti`"),
+                );
+                None
+            }
+        };
         let directory = self.string(Some(m), "directory", &p("directory"));
         let has_queues = m.get("queues").is_some_and(|v| !v.is_null());
         let config_directory = self.string(Some(m), "config_directory", &p("config_directory"));
@@ -753,6 +783,7 @@ impl Validator {
             patterns,
             age_thresholds,
             top_domains,
+            discover,
         })
     }
 
