@@ -420,3 +420,137 @@ fn check_table_on_the_real_setup() {
     );
     assert_eq!(find, expect(&QUEUES), "{text}");
 }
+
+/// The daemon as `user`, with only the groups given and no way to gain privileges, as the
+/// fully hardened unit runs it (NoNewPrivileges=yes).
+fn no_new_privs(s: &Scratch, user: &str, groups: &str, args: &[&str]) -> Output {
+    let me = s.bin_copy();
+    Command::new("setpriv")
+        .args([
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            &format!("--groups={groups}"),
+            "--no-new-privs",
+        ])
+        .arg(&me)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_method_gives_the_truth_showq_and_scan_without_new_privileges() {
+    if !enabled("every_method_gives_the_truth_showq_and_scan_without_new_privileges") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let want = fill();
+    let s = Scratch::new();
+    let cfg = |method: &str| {
+        config(
+            &s,
+            &format!("init_config: {{postfix_user: postfix}}\ninstances:\n  - {{method: {method}, config_directory: /etc/postfix}}\n"),
+        )
+    };
+    // showq: an unprivileged user in group postdrop, no setuid or setgid possible.
+    let showq = no_new_privs(&s, USER, "postdrop", &["check", "-c", &cfg("showq")]);
+    // auto, the same user: showq is the least privileged method and works.
+    let auto = no_new_privs(&s, USER, "postdrop", &["check", "-c", &cfg("auto")]);
+    // scan: as the postfix user, which owns the queue directories.
+    let scan = no_new_privs(&s, "postfix", "postfix", &["check", "-c", &cfg("scan")]);
+    // postqueue and find (sudo) as before, for the side-by-side.
+    let postqueue = as_user(&s, &["check", "-c", &cfg("postqueue")]);
+    let find = as_user(
+        &s,
+        &["check", "-c", &config(&s, "init_config: {postfix_user: postfix}\ninstances:\n  - {directory: /var/spool/postfix, queues: [incoming, active, deferred, hold, maildrop]}\n")],
+    );
+    for (name, out) in [
+        ("showq", &showq),
+        ("auto", &auto),
+        ("scan", &scan),
+        ("postqueue", &postqueue),
+        ("find", &find),
+    ] {
+        let text = stdout(out);
+        assert_eq!(out.status.code(), Some(0), "{name}: {text}{}", stderr(out));
+        let got = gauges(&text, "instance:");
+        for q in QUEUES {
+            assert_eq!(
+                got.get(q),
+                Some(&want[q]),
+                "{name}, queue {q}: {got:?} vs truth {want:?}\n{text}"
+            );
+        }
+    }
+    assert!(
+        stdout(&auto).contains("(auto: showq socket (the least privileged method, and it works)"),
+        "{}",
+        stdout(&auto)
+    );
+    assert_eq!(
+        gauges(&stdout(&scan), "instance:").get("corrupt"),
+        Some(&want["corrupt"])
+    );
+    // showq and postqueue -j list the same messages: every rich figure but ages agrees.
+    let rich = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with("postfix.queue.")
+                    && !l.starts_with("postfix.queue.oldest_age")
+                    && !l.starts_with("postfix.queue.older_than")
+            })
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(rich(&stdout(&showq)), rich(&stdout(&postqueue)));
+}
+
+#[test]
+fn a_second_postfix_instance_through_postmulti_discovery() {
+    if !enabled("a_second_postfix_instance_through_postmulti_discovery") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    let want = fill();
+    script("postmulti-setup.sh", &["--reset"]);
+    script("postmulti-setup.sh", &["--fill", "9"]);
+    let want_out: BTreeMap<String, u64> = script("postmulti-setup.sh", &["--truth"])
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(q, n)| (q.to_owned(), n.trim().parse().unwrap()))
+        .collect();
+    assert_eq!(want_out["deferred"], 9, "{want_out:?}");
+    let s = Scratch::new();
+    let cfg = config(&s, "instances:\n  - {method: showq, discover: postmulti}\n  - {method: postqueue, config_directory: /etc/postfix-out}\n");
+    let out = no_new_privs(&s, USER, "postdrop", &["check", "-c", &cfg]);
+    let text = stdout(&out);
+    script("postmulti-setup.sh", &["--reset"]);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let main = gauges(&text, "postfix_instance:default");
+    let second = gauges(&text, "postfix_instance:postfix-out");
+    for q in QUEUES {
+        assert_eq!(main.get(q), Some(&want[q]), "default instance, {q}\n{text}");
+        assert_eq!(
+            second.get(q),
+            Some(&want_out[q]),
+            "postfix-out, {q}\n{text}"
+        );
+    }
+    // The same second instance through postqueue -c agrees (as pfdtest: allowed because
+    // postmulti lists it in multi_instance_directories).
+    let direct: String = text
+        .lines()
+        .filter(|l| !l.contains("postfix_instance:") && l.ends_with("instance:/etc/postfix-out"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let direct = gauges(&direct, "instance:/etc/postfix-out");
+    for q in QUEUES {
+        assert_eq!(
+            direct.get(q),
+            Some(&want_out[q]),
+            "postqueue -c /etc/postfix-out, {q}\n{text}"
+        );
+    }
+}
