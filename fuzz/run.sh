@@ -15,6 +15,7 @@ seed() { # target, files...
 }
 seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
+seed showq ../tests/fixtures/showq/*.bin
 seed config ../examples/*.yaml ../tests/config/valid/*.yaml ../tests/config/invalid/*.yaml
 for target in $(cargo fuzz list); do
     echo "=== $target, ${seconds}s"
