@@ -20,6 +20,8 @@ pub mod schedule;
 pub mod snapshot;
 mod sys;
 
+pub use sys::tune_allocator;
+
 /// An error and its causes on one line: "a: b: c".
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

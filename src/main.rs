@@ -14,6 +14,7 @@ const EXIT_FAILED: u8 = 1;
 const EXIT_CONFIG: u8 = 78;
 
 fn main() -> ExitCode {
+    postfix_dogstatsd::tune_allocator();
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("postfix-dogstatsd: {e}");

@@ -68,4 +68,17 @@ pub fn kill_group(pgid: u32, signal: libc::c_int) {
     }
 }
 
+/// Makes glibc's malloc give large buffers back to the system when they are freed. By default
+/// glibc raises its mmap threshold each time a large block is freed, after which large line
+/// buffers come from the heap and fragment it: the soak test saw RSS climb from 7 to 68 MiB
+/// that way. A fixed threshold (which also stops the adjusting) and two arenas keep it flat.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 pub use libc::{SIGKILL, SIGTERM};
