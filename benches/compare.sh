@@ -12,32 +12,13 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 listing_n=${1:-1000000}
 real_n=${2:-2000}
-command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 cargo build --release --quiet
 bin=$here/target/release/postfix-dogstatsd
 work=$(mktemp -d /tmp/pfdd-bench.XXXXXX)
 chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 
-# best of 3: "wall cpu rss_kib"
-measure() {
-    local best=""
-    for _ in 1 2 3; do
-        /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || true
-        read -r wall user sys rss < <(tail -n 1 "$work/t")
-        local cpu
-        cpu=$(echo "$user + $sys" | bc)
-        if [ -z "$best" ] || [ "$(echo "$wall < ${best%% *}" | bc)" = 1 ]; then
-            best="$wall $cpu $rss"
-        fi
-    done
-    echo "$best"
-}
-row() { # label, then the command
-    local label=$1; shift
-    read -r wall cpu rss < <(measure "$@")
-    printf '| %s | %s | %s | %s |\n' "$label" "$wall" "$cpu" "$(( rss / 1024 )) MiB"
-}
+. "$here/benches/lib.sh"
 
 echo "| what | wall s | CPU s | peak RSS |"
 echo "|---|---|---|---|"

@@ -44,24 +44,7 @@ fi
 # The marker file is no queue file: keep it out of the counts.
 files=$(find "$spool" -type f ! -name .complete | wc -l)
 
-measure() {
-    local best=""
-    for _ in 1 2 3; do
-        /usr/bin/time -f "%e %U %S %M" -o "$work/t" "$@" >/dev/null 2>"$work/err" || true
-        read -r wall user sys rss < <(tail -n 1 "$work/t")
-        local cpu
-        cpu=$(echo "$user + $sys" | bc)
-        if [ -z "$best" ] || [ "$(echo "$wall < ${best%% *}" | bc)" = 1 ]; then
-            best="$wall $cpu $rss"
-        fi
-    done
-    echo "$best"
-}
-row() {
-    local label=$1; shift
-    read -r wall cpu rss < <(measure "$@")
-    printf '| %s | %s | %s | %s MiB |\n' "$label" "$wall" "$cpu" "$(( rss / 1024 ))"
-}
+. "$here/benches/lib.sh"
 
 cat > "$work/scan.yaml" <<YAML
 instances: [{method: scan, config_directory: /etc/postfix, queue_directory: $spool, timeout: 600}]

@@ -62,6 +62,17 @@ pub enum CollectError {
     Exec(#[from] crate::exec::ExecError),
 }
 
+impl Collection {
+    /// Every error with its causes, one after the other, for messages and logs.
+    pub fn error_text(&self) -> String {
+        self.errors
+            .iter()
+            .map(|e| crate::error_chain(e))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
 impl Method {
     /// The name used in the config (`method:`), logs and the `check` table.
     pub fn name(&self) -> &'static str {

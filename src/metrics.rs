@@ -183,14 +183,7 @@ pub fn report(
             Status::Critical
         },
         tags: check_tags,
-        message: (!collection.errors.is_empty()).then(|| {
-            collection
-                .errors
-                .iter()
-                .map(|e| crate::error_chain(e))
-                .collect::<Vec<_>>()
-                .join("; ")
-        }),
+        message: (!collection.errors.is_empty()).then(|| collection.error_text()),
     };
     Report { samples, check }
 }

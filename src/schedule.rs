@@ -184,12 +184,7 @@ fn log_run(
         }
         return;
     }
-    let message = collection
-        .errors
-        .iter()
-        .map(|e| crate::error_chain(e))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let message = collection.error_text();
     let now = Instant::now();
     let repeat = matches!(last_failure, Some((m, at)) if *m == message && now.duration_since(*at) < REPEAT_WARN_EVERY);
     if repeat {

@@ -63,13 +63,7 @@ impl Auto {
                 self.chosen = Some((Box::new(method), why));
                 return c;
             }
-            let text = c
-                .errors
-                .iter()
-                .map(|e| crate::error_chain(e))
-                .collect::<Vec<_>>()
-                .join(", ");
-            passed_over.push(format!("{}: {text}", method.name()));
+            passed_over.push(format!("{}: {}", method.name(), c.error_text()));
             errors.append(&mut c.errors);
         }
         Collection {
