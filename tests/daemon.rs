@@ -323,3 +323,46 @@ fn udp_receiver_down_then_back_and_config_garbage_then_fixed() {
         Some(0)
     );
 }
+
+/// systemd's side of sd_notify: READY once the schedules run, RELOADING (with
+/// MONOTONIC_USEC) then READY around a reload, WATCHDOG while WATCHDOG_USEC is set, STOPPING.
+#[test]
+fn sd_notify_ready_reloading_watchdog_stopping() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let config = two_instances(&s, &udp.url(), "sd:notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(s.path("notify.sock")).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut cmd = std::process::Command::new(bin());
+    cmd.env("WATCHDOG_USEC", "400000");
+    cmd.env("NOTIFY_SOCKET", s.path("notify.sock"));
+    let mut d = Daemon::start_keeping_env(cmd, &config);
+    let mut got: Vec<String> = Vec::new();
+    let mut read_until = |want: &str, got: &mut Vec<String>| {
+        let end = Instant::now() + WAIT;
+        while Instant::now() < end && !got.iter().any(|m| m.contains(want)) {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = notify.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        assert!(got.iter().any(|m| m.contains(want)), "no {want} in {got:?}");
+    };
+    read_until("READY=1", &mut got);
+    read_until("WATCHDOG=1", &mut got);
+    d.signal("HUP");
+    read_until("RELOADING=1", &mut got);
+    let reloading = got.iter().find(|m| m.contains("RELOADING=1")).unwrap();
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let at = got.iter().position(|m| m.contains("RELOADING=1")).unwrap();
+    got.drain(..=at);
+    read_until("READY=1", &mut got);
+    d.signal("TERM");
+    read_until("STOPPING=1", &mut got);
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+}

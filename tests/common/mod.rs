@@ -312,19 +312,21 @@ impl Daemon {
     }
 
     pub fn start_with(mut cmd: Command, config: &Path) -> Daemon {
+        for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC"] {
+            cmd.env_remove(var);
+        }
+        Daemon::start_keeping_env(cmd, config)
+    }
+
+    /// Like `start_with`, but keeps what `cmd` sets (NOTIFY_SOCKET, WATCHDOG_USEC).
+    pub fn start_keeping_env(mut cmd: Command, config: &Path) -> Daemon {
         cmd.args(["run", "--config"])
             .arg(config)
             .args(["--log-level", "debug"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        for var in [
-            "DD_DOGSTATSD_URL",
-            "DD_AGENT_HOST",
-            "DD_DOGSTATSD_PORT",
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-        ] {
+        for var in ["DD_DOGSTATSD_URL", "DD_AGENT_HOST", "DD_DOGSTATSD_PORT"] {
             cmd.env_remove(var);
         }
         let mut child = cmd.spawn().unwrap();
