@@ -340,7 +340,7 @@ fn sd_notify_ready_reloading_watchdog_stopping() {
     cmd.env("NOTIFY_SOCKET", s.path("notify.sock"));
     let mut d = Daemon::start_keeping_env(cmd, &config);
     let mut got: Vec<String> = Vec::new();
-    let mut read_until = |want: &str, got: &mut Vec<String>| {
+    let read_until = |want: &str, got: &mut Vec<String>| {
         let end = Instant::now() + WAIT;
         while Instant::now() < end && !got.iter().any(|m| m.contains(want)) {
             let mut buf = [0u8; 4096];
