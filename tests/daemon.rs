@@ -104,7 +104,10 @@ fn unix_socket_lines_and_a_recreated_socket_is_found_again() {
     let config = two_instances(&s, &rx.url(), "via:unix");
     let mut d = Daemon::start(&config);
     let good = format!("instance:{}", s.path("good").display());
-    let lines = rx.lines_until(WAIT, |l| count_service_checks(l, &good) >= 1);
+    let down = format!("instance:{}", s.path("down").display());
+    let lines = rx.lines_until(WAIT, |l| {
+        count_service_checks(l, &good) >= 1 && count_service_checks(l, &down) >= 1
+    });
     assert_exact_lines(&s, &lines, "via:unix");
 
     // The Agent restarts: the socket goes away, then comes back under the same path.
