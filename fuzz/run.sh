@@ -17,7 +17,14 @@ seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
 seed showq ../tests/fixtures/showq/*.bin
 seed config ../examples/*.yaml ../tests/config/valid/*.yaml ../tests/config/invalid/*.yaml
+mkdir -p logs
 for target in $(cargo fuzz list); do
-    echo "=== $target, ${seconds}s"
-    cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" -rss_limit_mb=512 -max_len=1048576
+    echo "=== $target, ${seconds}s (log: fuzz/logs/$target.log)"
+    if ! cargo fuzz run "$target" "corpus/$target" -- -max_total_time="$seconds" \
+        -rss_limit_mb=1024 -max_len=1048576 > "logs/$target.log" 2>&1; then
+        tail -n 40 "logs/$target.log"
+        echo "fuzz: $target failed; the input is in fuzz/artifacts/$target/" >&2
+        exit 1
+    fi
+    grep -E '^Done [0-9]+ runs' "logs/$target.log" || tail -n 3 "logs/$target.log"
 done
