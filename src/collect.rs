@@ -102,7 +102,7 @@ impl Method {
 }
 
 /// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
-const MAX_DEPTH: usize = 32;
+pub const MAX_DEPTH: usize = 32;
 
 /// Calls `visit` for every regular file below `root`, recursively, without following symbolic
 /// links. A file or directory that vanishes while we look (a message being delivered) is

@@ -10,11 +10,15 @@
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
-use super::{walk_files, Collection, Limits};
+use super::{Collection, Limits, MAX_DEPTH};
 use crate::postconf;
 
+/// Threads sharing one scan at most.
+const SCAN_THREADS: usize = 4;
 /// The queues, in the order the gauges are sent: the Datadog check's first.
 pub const QUEUES: [&str; 6] = [
     "active", "hold", "deferred", "incoming", "maildrop", "corrupt",
@@ -87,7 +91,8 @@ impl Scan {
             },
         };
         let walk = tokio::task::spawn_blocking(move || {
-            QUEUES.map(|queue| (queue, scan_queue(&dir.join(queue), queue)))
+            let results = scan_queues(&dir, &QUEUES);
+            QUEUES.into_iter().zip(results)
         });
         let mut cancel = limits.cancel.clone();
         let results = tokio::select! {
@@ -115,33 +120,139 @@ impl Scan {
     }
 }
 
-/// Counts the finished queue files under one queue directory.
-pub fn scan_queue(root: &std::path::Path, queue: &str) -> Result<Counted, Error> {
+/// Directories of one scan waiting for a worker: (queue index, path, depth).
+type Work = Vec<(usize, PathBuf, usize)>;
+
+/// Counts the finished queue files under `<queue_directory>/<queue>` for each queue, with up to
+/// `SCAN_THREADS` threads sharing the directories (deferred, most of the spool, is hashed into
+/// subdirectories), since each file costs a stat that `find -type f` does not need.
+pub fn scan_queues(queue_directory: &Path, queues: &[&str]) -> Vec<Result<Counted, Error>> {
+    let work: Mutex<Work> = Mutex::new(
+        queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| (i, queue_directory.join(q), 0))
+            .collect(),
+    );
+    let busy = AtomicUsize::new(0);
+    let totals: Mutex<Vec<Result<Counted, Error>>> =
+        Mutex::new(queues.iter().map(|_| Ok(Counted::default())).collect());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| worker(queues, &work, &busy, &totals));
+        }
+    });
+    totals.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+fn worker(
+    queues: &[&str],
+    work: &Mutex<Work>,
+    busy: &AtomicUsize,
+    totals: &Mutex<Vec<Result<Counted, Error>>>,
+) {
+    fn lock(m: &Mutex<Work>) -> std::sync::MutexGuard<'_, Work> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    loop {
+        let next = {
+            let mut w = lock(work);
+            let next = w.pop();
+            if next.is_some() {
+                busy.fetch_add(1, Ordering::SeqCst);
+            }
+            next
+        };
+        let Some((q, dir, depth)) = next else {
+            if busy.load(Ordering::SeqCst) == 0 && lock(work).is_empty() {
+                return;
+            }
+            std::thread::yield_now();
+            continue;
+        };
+        let mut found = Vec::new();
+        let result = scan_dir(&dir, depth, &mut found);
+        if !found.is_empty() {
+            lock(work).extend(found.into_iter().map(|(d, depth)| (q, d, depth)));
+        }
+        {
+            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
+            match (&mut t[q], result) {
+                (Ok(total), Ok(c)) => {
+                    total.files += c.files;
+                    total.bytes += c.bytes;
+                }
+                (slot @ Ok(_), Err((path, source))) => *slot = Err(error(queues[q], path, source)),
+                (Err(_), _) => {}
+            }
+        }
+        busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// One directory: its finished files counted, its subdirectories handed back.
+fn scan_dir(
+    dir: &Path,
+    depth: usize,
+    subdirs: &mut Vec<(PathBuf, usize)>,
+) -> Result<Counted, (PathBuf, io::Error)> {
+    use io::ErrorKind::NotFound;
     let mut counted = Counted::default();
-    walk_files(root, |entry| {
-        let meta = entry.metadata()?;
-        // Owner rwx: Postfix's mark of a complete queue file.
-        if meta.mode() & 0o700 == 0o700 {
-            counted.files += 1;
-            counted.bytes += meta.size();
-        }
-        Ok(())
-    })
-    .map_err(|(path, source)| {
-        if source.kind() == io::ErrorKind::PermissionDenied {
-            Error::Denied {
-                queue: queue.to_owned(),
-                path,
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // A hashed subdirectory removed while we look; the queue directory itself must exist.
+        Err(e) if e.kind() == NotFound && depth > 0 => return Ok(counted),
+        Err(e) => return Err((dir.to_owned(), e)),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((dir.to_owned(), e)),
+        };
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((entry.path(), e)),
+        };
+        if kind.is_dir() {
+            if depth + 1 >= MAX_DEPTH {
+                return Err((
+                    entry.path(),
+                    io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                ));
             }
-        } else {
-            Error::Walk {
-                queue: queue.to_owned(),
-                path,
-                source,
+            subdirs.push((entry.path(), depth + 1));
+        } else if kind.is_file() {
+            let meta = match entry.metadata() {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == NotFound => continue, // delivered meanwhile
+                Err(e) => return Err((entry.path(), e)),
+            };
+            // Owner rwx: Postfix's mark of a complete queue file.
+            if meta.mode() & 0o700 == 0o700 {
+                counted.files += 1;
+                counted.bytes += meta.size();
             }
         }
-    })?;
+    }
     Ok(counted)
+}
+
+fn error(queue: &str, path: PathBuf, source: io::Error) -> Error {
+    if source.kind() == io::ErrorKind::PermissionDenied {
+        Error::Denied {
+            queue: queue.to_owned(),
+            path,
+        }
+    } else {
+        Error::Walk {
+            queue: queue.to_owned(),
+            path,
+            source,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -163,16 +274,22 @@ mod tests {
         file("A/expire", 0o750, 20); // group-execute: forced to expire, still a message
         file("writing", 0o600, 999);
         file("done2", 0o700, 1);
+        std::fs::create_dir_all(dir.path().join("hold/deep/er/still")).unwrap();
+        std::fs::write(dir.path().join("hold/deep/er/still/x"), b"12").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("hold/deep/er/still/x"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let got = scan_queues(dir.path(), &["deferred", "hold", "nope"]);
         assert_eq!(
-            scan_queue(&q, "deferred").unwrap(),
-            Counted {
+            got[0].as_ref().unwrap(),
+            &Counted {
                 files: 3,
                 bytes: 121
             }
         );
-        assert!(matches!(
-            scan_queue(&dir.path().join("nope"), "nope"),
-            Err(Error::Walk { .. })
-        ));
+        assert_eq!(got[1].as_ref().unwrap(), &Counted { files: 1, bytes: 2 });
+        assert!(matches!(got[2], Err(Error::Walk { .. })));
     }
 }
