@@ -4,7 +4,7 @@
 # steady-state CPU and RSS; datagrams per cycle. Prints Markdown for BENCHMARKS.md.
 #
 # Usage: sudo benches/cycle.sh [N...]       (default: 10000 50000; after postfix-setup.sh)
-#        STEADY_SECONDS=300 sets the steady-state run (default 300)
+#        STEADY_SECONDS=300 sets the steady-state run (default 300; 0 skips it)
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -18,7 +18,6 @@ trap 'rm -rf "$work"; bash tests/e2e/postfix-reset.sh >/dev/null 2>&1 || true' E
 cp target/release/postfix-dogstatsd "$work/"
 bin=$work/postfix-dogstatsd
 . "$here/benches/lib.sh"
-as_user() { runuser -u pfdtest -- "$@"; }
 cfg() { # name, yaml
     printf 'init_config: {postfix_user: postfix}\n%s\n' "$2" > "$work/$1.yaml"
     chmod 644 "$work/$1.yaml"
@@ -37,12 +36,12 @@ for n in "${sizes[@]}"; do
     echo
     echo "| what | wall s | CPU s | peak RSS |"
     echo "|---|---|---|---|"
-    row "\`postqueue -p \| wc -l\` (the Datadog check's postqueue mode)" as_user sh -c 'postqueue -p | wc -l'
-    row "\`postqueue -j > /dev/null\`" as_user sh -c 'postqueue -j > /dev/null'
-    row "postfix-dogstatsd check, method postqueue (runs postqueue -j; every metric)" as_user "$bin" check -c "$work/postqueue.yaml"
+    row "\`postqueue -p \| wc -l\` (the Datadog check's postqueue mode)" runuser -u pfdtest -- sh -c 'postqueue -p | wc -l'
+    row "\`postqueue -j > /dev/null\`" runuser -u pfdtest -- sh -c 'postqueue -j > /dev/null'
+    row "postfix-dogstatsd check, method postqueue (runs postqueue -j; every metric)" runuser -u pfdtest -- "$bin" check -c "$work/postqueue.yaml"
     row "postfix-dogstatsd check, method showq (no fork; every metric)" setpriv --reuid=pfdtest --regid=pfdtest --groups=postdrop --no-new-privs "$bin" check -c "$work/showq.yaml"
-    row "\`sudo -u postfix find <queue> -type f \| wc -l\` x 5 (the Datadog check's find mode)" as_user sh -c "for q in $queues; do sudo -n -u postfix /usr/bin/find /var/spool/postfix/\$q -type f | wc -l; done"
-    row "postfix-dogstatsd check, method find (sudo find x 5)" as_user "$bin" check -c "$work/find.yaml"
+    row "\`sudo -u postfix find <queue> -type f \| wc -l\` x 5 (the Datadog check's find mode)" runuser -u pfdtest -- sh -c "for q in $queues; do sudo -n -u postfix /usr/bin/find /var/spool/postfix/\$q -type f | wc -l; done"
+    row "postfix-dogstatsd check, method find (sudo find x 5)" runuser -u pfdtest -- "$bin" check -c "$work/find.yaml"
     row "\`find <queue> -type f \| wc -l\` x 5, as postfix" runuser -u postfix -- sh -c "for q in $queues; do find /var/spool/postfix/\$q -type f | wc -l; done"
     row "postfix-dogstatsd check, method scan, as postfix (no fork; 6 queues, bytes)" setpriv --reuid=postfix --regid=postfix --clear-groups --no-new-privs "$bin" check -c "$work/scan.yaml"
     echo
@@ -73,11 +72,12 @@ PY
     sleep 0.5
     printf 'dogstatsd: {url: "udp://127.0.0.1:18999"}\ninstances: [{method: postqueue}]\n' > "$work/send.yaml"
     chmod 644 "$work/send.yaml"
-    as_user "$bin" check --send -c "$work/send.yaml" >/dev/null || true
+    runuser -u pfdtest -- "$bin" check --send -c "$work/send.yaml" >/dev/null || true
     wait
     echo
 done
 
+[ "$steady" -gt 0 ] || exit 0
 # Steady state: 3 instances every 15 s on the small queue fill-queues.sh makes.
 bash tests/e2e/postfix-reset.sh >/dev/null
 bash tests/e2e/fill-queues.sh 20 >/dev/null
