@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Fill the test Postfix with N deferred messages fast, for benchmarks (SPEC section 6): submit
 # one real message and let it be deferred, then, with Postfix stopped, copy its queue file and
-# its defer log under new names, and let `postsuper -s` rename every copy to its inode-based
-# queue ID in the right hashed subdirectory. Every copy is a valid queue file that postqueue,
-# showq and the daemon read like any other. Leaves qmgr and pickup paused (nothing moves) and
+# its defer log under new names (hashed by their first character, as Postfix hashes), and run
+# `postsuper -s` over the result. Postfix 3.7 keeps the names (BULK...) and lists every copy
+# like any other message: postqueue, showq and the daemon read them as real queue files. Leaves qmgr and pickup paused (nothing moves) and
 # prints the truth; tests/e2e/postfix-reset.sh undoes it.
 #
 # Usage: sudo tests/e2e/bulk-fill.sh N        Exit: 0, or non-zero with a message.
