@@ -442,6 +442,27 @@ mod tests {
         );
     }
 
+    /// Postfix 3.11 adds `original_recipient` before and `log_class` after each recipient, and
+    /// `forced_expire` came in 3.5: unknown names are skipped, the figures stay right.
+    #[test]
+    fn later_protocol_fields() {
+        let input = b"protocol\0mail_queue_list_protocol\0\0\
+queue_name\0deferred\0queue_id\0ABC\0time\x001799996400\0size\x00500\0forced_expire\x001\0sender\0a@b\0\
+original_recipient\0Orig@example.com\0recipient\0x@example.com\0log_class\0defer\0reason\0connect to mx: Connection refused\0\
+original_recipient\0\0recipient\0y@example.org\0log_class\0defer\0reason\0\0\
+\0\0";
+        let s = parse(rules(), input).unwrap();
+        let d = s.get("deferred").unwrap();
+        assert_eq!(d.messages, 1);
+        let l = d.listing.as_ref().unwrap();
+        assert_eq!((l.bytes, l.recipients, l.oldest_age), (500, 2, 3600));
+        assert_eq!(
+            l.reasons[crate::reason::Reason::ConnectionRefused.index()],
+            1
+        );
+        assert_eq!(l.reasons[crate::reason::Reason::NoReason.index()], 1);
+    }
+
     #[test]
     fn recipients_past_the_bound_fail_the_message() {
         let mut input = b"queue_name\0deferred\0".to_vec();
