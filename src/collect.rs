@@ -102,7 +102,10 @@ impl Method {
 }
 
 /// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
-pub const MAX_DEPTH: usize = 32;
+const MAX_DEPTH: usize = 32;
+
+/// A directory that could not be read, or a file `visit` failed on: the path and why.
+pub type WalkError = (std::path::PathBuf, std::io::Error);
 
 /// Calls `visit` for every regular file below `root`, recursively, without following symbolic
 /// links. A file or directory that vanishes while we look (a message being delivered) is
@@ -110,41 +113,54 @@ pub const MAX_DEPTH: usize = 32;
 pub fn walk_files(
     root: &std::path::Path,
     mut visit: impl FnMut(&std::fs::DirEntry) -> std::io::Result<()>,
-) -> Result<(), (std::path::PathBuf, std::io::Error)> {
-    use std::io::ErrorKind::NotFound;
+) -> Result<(), WalkError> {
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == NotFound && depth > 0 => continue,
-            Err(e) => return Err((dir, e)),
+        read_dir_level(&dir, depth, &mut stack, &mut visit)?;
+    }
+    Ok(())
+}
+
+/// One directory of a walk: `visit` for each regular file, each subdirectory pushed onto
+/// `subdirs` with its depth. The walk's root (depth 0) must exist; below it, what vanishes
+/// while we look is skipped.
+pub fn read_dir_level(
+    dir: &std::path::Path,
+    depth: usize,
+    subdirs: &mut Vec<(std::path::PathBuf, usize)>,
+    visit: &mut impl FnMut(&std::fs::DirEntry) -> std::io::Result<()>,
+) -> Result<(), WalkError> {
+    use std::io::ErrorKind::NotFound;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == NotFound && depth > 0 => return Ok(()),
+        Err(e) => return Err((dir.to_path_buf(), e)),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((dir.to_path_buf(), e)),
         };
-        for entry in entries {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) if e.kind() == NotFound => continue,
-                Err(e) => return Err((dir, e)),
-            };
-            let kind = match entry.file_type() {
-                Ok(kind) => kind,
-                Err(e) if e.kind() == NotFound => continue,
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((entry.path(), e)),
+        };
+        if kind.is_file() {
+            match visit(&entry) {
+                Ok(()) => {}
+                Err(e) if e.kind() == NotFound => {}
                 Err(e) => return Err((entry.path(), e)),
-            };
-            if kind.is_file() {
-                match visit(&entry) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == NotFound => {}
-                    Err(e) => return Err((entry.path(), e)),
-                }
-            } else if kind.is_dir() {
-                if depth + 1 >= MAX_DEPTH {
-                    return Err((
-                        entry.path(),
-                        std::io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
-                    ));
-                }
-                stack.push((entry.path(), depth + 1));
             }
+        } else if kind.is_dir() {
+            if depth + 1 >= MAX_DEPTH {
+                return Err((
+                    entry.path(),
+                    std::io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                ));
+            }
+            subdirs.push((entry.path(), depth + 1));
         }
     }
     Ok(())

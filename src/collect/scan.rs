@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{Collection, Limits, MAX_DEPTH};
+use super::{read_dir_level, Collection, Limits, WalkError};
 use crate::postconf;
 
 /// Threads sharing one scan at most.
@@ -196,47 +196,17 @@ fn scan_dir(
     dir: &Path,
     depth: usize,
     subdirs: &mut Vec<(PathBuf, usize)>,
-) -> Result<Counted, (PathBuf, io::Error)> {
-    use io::ErrorKind::NotFound;
+) -> Result<Counted, WalkError> {
     let mut counted = Counted::default();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        // A hashed subdirectory removed while we look; the queue directory itself must exist.
-        Err(e) if e.kind() == NotFound && depth > 0 => return Ok(counted),
-        Err(e) => return Err((dir.to_owned(), e)),
-    };
-    for entry in entries {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if e.kind() == NotFound => continue,
-            Err(e) => return Err((dir.to_owned(), e)),
-        };
-        let kind = match entry.file_type() {
-            Ok(kind) => kind,
-            Err(e) if e.kind() == NotFound => continue,
-            Err(e) => return Err((entry.path(), e)),
-        };
-        if kind.is_dir() {
-            if depth + 1 >= MAX_DEPTH {
-                return Err((
-                    entry.path(),
-                    io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
-                ));
-            }
-            subdirs.push((entry.path(), depth + 1));
-        } else if kind.is_file() {
-            let meta = match entry.metadata() {
-                Ok(meta) => meta,
-                Err(e) if e.kind() == NotFound => continue, // delivered meanwhile
-                Err(e) => return Err((entry.path(), e)),
-            };
-            // Owner rwx: Postfix's mark of a complete queue file.
-            if meta.mode() & 0o700 == 0o700 {
-                counted.files += 1;
-                counted.bytes += meta.size();
-            }
+    read_dir_level(dir, depth, subdirs, &mut |entry| {
+        let meta = entry.metadata()?;
+        // Owner rwx: Postfix's mark of a complete queue file.
+        if meta.mode() & 0o700 == 0o700 {
+            counted.files += 1;
+            counted.bytes += meta.size();
         }
-    }
+        Ok(())
+    })?;
     Ok(counted)
 }
 

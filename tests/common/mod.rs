@@ -261,12 +261,21 @@ impl Receiver for Udp {
         self.socket
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .unwrap();
-        let mut buf = vec![0u8; 65536];
-        let n = self.socket.recv(&mut buf).ok()?;
-        assert!(n <= 1432, "a UDP datagram of {n} bytes: more than 1432");
-        buf.truncate(n);
-        Some(buf)
+        recv_bounded(|buf| self.socket.recv(buf), 1432, "UDP")
     }
+}
+
+/// One datagram, asserted to fit the size the daemon promises for that kind of socket.
+fn recv_bounded(
+    recv: impl FnOnce(&mut [u8]) -> std::io::Result<usize>,
+    max: usize,
+    kind: &str,
+) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 65536];
+    let n = recv(&mut buf).ok()?;
+    assert!(n <= max, "a {kind} datagram of {n} bytes: more than {max}");
+    buf.truncate(n);
+    Some(buf)
 }
 
 pub struct Unix {
@@ -292,11 +301,7 @@ impl Receiver for Unix {
         self.socket
             .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))
             .unwrap();
-        let mut buf = vec![0u8; 65536];
-        let n = self.socket.recv(&mut buf).ok()?;
-        assert!(n <= 8192, "a Unix datagram of {n} bytes: more than 8192");
-        buf.truncate(n);
-        Some(buf)
+        recv_bounded(|buf| self.socket.recv(buf), 8192, "Unix")
     }
 }
 
