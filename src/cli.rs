@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Reports Postfix mail queues to Datadog through DogStatsD.
 ///
-/// Reads a Datadog Agent `postfix` check config (conf.d/postfix.d/conf.yaml) unchanged, counts
-/// each instance's queues on its interval, and sends `postfix.queue.size` gauges and a
+/// Reads a Datadog Agent `postfix` check config (conf.d/postfix.d/conf.yaml) unchanged, reads
+/// each instance's queues on its interval (method showq, postqueue, scan, find or auto), and
+/// sends `postfix.queue.*` gauges (size, bytes, ages, reasons, domains) and a
 /// `postfix.can_collect` service check to DogStatsD.
 #[derive(Debug, Parser)]
 #[command(name = "postfix-dogstatsd", version, about, long_about)]
