@@ -186,14 +186,20 @@ fn soak() {
         rss1 <= rss0 + rss0 / 5 + 1024,
         "RSS grew from {rss0} to {rss1} KiB"
     );
-    // Every process a hanging fake started is gone.
+    // Every process a hanging fake started is gone. Thousands of runs wrap the PID space
+    // (pid_max is often 32768), so a listed PID that is alive may belong to someone else now:
+    // a leftover is one still running in its instance's directory, where the fake put it.
     let mut left = Vec::new();
     for i in 0..INSTANCES {
-        let pids = std::fs::read_to_string(s.path(&format!("pf{i}/all.pids"))).unwrap_or_default();
+        let dir = s.path(&format!("pf{i}")).canonicalize().unwrap();
+        let pids = std::fs::read_to_string(dir.join("all.pids")).unwrap_or_default();
         left.extend(
             pids.split_whitespace()
                 .map(|p| p.parse::<u32>().unwrap())
-                .filter(|p| alive(*p)),
+                .filter(|p| {
+                    alive(*p)
+                        && std::fs::read_link(format!("/proc/{p}/cwd")).is_ok_and(|cwd| cwd == dir)
+                }),
         );
     }
     assert!(left.is_empty(), "processes left behind: {left:?}");
