@@ -3,6 +3,8 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// The effective user ID of this process.
 pub fn effective_uid() -> u32 {
@@ -66,6 +68,31 @@ pub fn kill_group(pgid: u32, signal: libc::c_int) {
     unsafe {
         libc::kill(-pgid, signal);
     }
+}
+
+/// Puts `fd` in non-blocking mode: a read with nothing to return fails with `WouldBlock`.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: fcntl on a live descriptor (the borrow guarantees it) with integer arguments.
+    let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFL) };
+    if flags < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Asks for a pipe buffer of `bytes` and returns the size the kernel granted. Unprivileged
+/// processes may go up to /proc/sys/fs/pipe-max-size (1 MiB by default) while their user stays
+/// under pipe-user-pages-soft; past that the call fails and the pipe keeps its size.
+#[cfg(target_os = "linux")]
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl on a live descriptor with an integer argument.
+    let granted = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) };
+    usize::try_from(granted).map_err(|_| io::Error::last_os_error())
 }
 
 /// Makes glibc's malloc give large buffers back to the system when they are freed. By default
