@@ -87,7 +87,6 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// Asks for a pipe buffer of `bytes` and returns the size the kernel granted. Unprivileged
 /// processes may go up to /proc/sys/fs/pipe-max-size (1 MiB by default) while their user stays
 /// under pipe-user-pages-soft; past that the call fails and the pipe keeps its size.
-#[cfg(target_os = "linux")]
 pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: fcntl on a live descriptor with an integer argument.
