@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::sys;
+use crate::{paced, sys};
 
 /// The PATH children see: the standard system directories only, never the daemon's own.
 const CHILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -24,12 +24,10 @@ const STDERR_KEEP: usize = 4096;
 /// Time a child gets between SIGTERM and SIGKILL. sudo needs the SIGTERM: it relays it to the
 /// command it runs as another user, which we are not allowed to signal ourselves.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// The pipe buffer asked for a child's stdout, and the size Linux gives a pipe otherwise.
+/// The pipe buffer asked for a child's stdout (room for ~50 ms of postqueue's output, so that
+/// `paced::read` never makes it wait), and the size Linux gives a pipe otherwise.
 const PIPE_WANTED: usize = 1024 * 1024;
 const PIPE_DEFAULT: usize = 64 * 1024;
-/// Bounds of the pause between two reads of a child's stdout (see `read_paced`).
-const PAUSE_MIN: Duration = Duration::from_millis(1);
-const PAUSE_MAX: Duration = Duration::from_millis(50);
 
 /// A shutdown signal shared by every collection: `true` once the daemon stops.
 pub type Cancel = watch::Receiver<bool>;
@@ -160,7 +158,7 @@ pub async fn run<E>(
 
     let work = async {
         let (out, err) = tokio::join!(
-            read_paced(stdout, &mut child, &mut on_stdout),
+            read_stdout(stdout, &mut child, &mut on_stdout),
             read_bounded(&mut stderr)
         );
         (out, err)
@@ -223,18 +221,9 @@ pub async fn run<E>(
     })
 }
 
-/// Feeds a child's stdout to `sink` until EOF, or until the sink rejects a chunk.
-///
-/// postqueue writes every message with a write(2) of its own (strace: 50,005 writes for 50,000
-/// messages). A reader that waits in epoll for the pipe wakes once per write, and so does the
-/// writer: the pair then costs twice the CPU of `postqueue -j > /dev/null`. So the pipe is
-/// taken out of tokio's reactor (no wake-ups at all), enlarged, and read on a clock instead:
-/// drain what is there, then pause. The pause adapts so that each wake-up finds a quarter to
-/// half of the pipe filled: the writer never waits for room, we wake a few dozen times a
-/// second at most, and a fast writer (more than a pipe's worth per wake-up) is read without
-/// pauses, yielding between pipefuls so that a deadline or a shutdown can still stop it.
-/// The child's exit ends a pause at once, so a short listing is not held up by one.
-async fn read_paced<E>(
+/// Feeds a child's stdout to `sink` until EOF, or until the sink rejects a chunk: from an
+/// enlarged pipe taken out of the reactor, on a clock (see `paced`).
+async fn read_stdout<E>(
     stdout: tokio::process::ChildStdout,
     child: &mut tokio::process::Child,
     sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
@@ -242,46 +231,10 @@ async fn read_paced<E>(
     let fd = stdout.into_owned_fd()?;
     sys::set_nonblocking(fd.as_fd())?;
     let capacity = sys::set_pipe_size(fd.as_fd(), PIPE_WANTED).unwrap_or(PIPE_DEFAULT);
-    let mut pipe = std::fs::File::from(fd);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut pause = PAUSE_MIN;
-    let mut exited = false;
-    loop {
-        let mut drained = 0;
-        while drained < capacity {
-            match pipe.read(&mut buf) {
-                Ok(0) => return Ok(Ok(())),
-                Ok(n) => {
-                    drained += n;
-                    if let Err(e) = sink(&buf[..n]) {
-                        return Ok(Err(e));
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if drained >= capacity {
-            pause = PAUSE_MIN;
-            tokio::task::yield_now().await;
-            continue;
-        }
-        if drained > capacity / 2 {
-            pause = (pause / 2).max(PAUSE_MIN);
-        } else if drained < capacity / 4 {
-            pause = (pause * 2).min(PAUSE_MAX);
-        }
-        if exited {
-            // Whatever still holds the pipe open (a grandchild) is paced like the child was.
-            tokio::time::sleep(pause).await;
-        } else {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                _ = child.wait() => exited = true,
-            }
-        }
-    }
+    let exited = async {
+        let _ = child.wait().await;
+    };
+    paced::read(&mut std::fs::File::from(fd), capacity, exited, sink).await
 }
 
 /// Reads a stream to EOF, keeping only its first `STDERR_KEEP` bytes. A read error just ends

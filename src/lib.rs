@@ -2,7 +2,8 @@
 //!
 //! The data path, one module each:
 //! config -> schedule -> collect (one file per method) -> snapshot -> metrics -> dogstatsd,
-//! with `exec` the only place that starts a process.
+//! with `exec` the only place that starts a process, and `paced` reading what postqueue and
+//! showq write, one message at a time.
 
 pub mod check;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod dogstatsd;
 pub mod exec;
 pub mod logging;
 pub mod metrics;
+pub mod paced;
 pub mod postconf;
 pub mod reason;
 pub mod schedule;

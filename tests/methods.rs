@@ -105,14 +105,26 @@ fn showq_failures_are_named() {
     showq_server(&s, "cut", &full[..full.len() - 3]);
     s.postfix("noconf", "ok", None, None);
     s.write("noconf/postconf-fails", "");
+    // A showq that sends half the stream and then stalls with the connection open.
+    s.postfix("stall", "ok", None, None);
+    std::fs::create_dir_all(s.path("stall/spool/public")).unwrap();
+    let listener = UnixListener::bind(s.path("stall/spool/public/showq")).unwrap();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(&full[..full.len() / 2]).unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(60));
+    });
     let mut body = String::from("instances:\n");
-    for pf in ["none", "dead", "cut", "noconf"] {
+    for pf in ["none", "dead", "cut", "noconf", "stall"] {
         body.push_str(&format!(
-            "  - {{method: showq, config_directory: {}}}\n",
+            "  - {{method: showq, config_directory: {}, timeout: 1}}\n",
             s.path(pf).display()
         ));
     }
+    let started = std::time::Instant::now();
     let out = run(&["check", "-c", s.config(&body).to_str().unwrap()]);
+    // The stalled read ends at its timeout: `check` does not wait for the 60 s stall.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
     assert_eq!(out.status.code(), Some(1));
     let all = lines(&out);
     for (pf, cause) in [
@@ -120,6 +132,7 @@ fn showq_failures_are_named() {
         ("dead", "Postfix is not running: nothing listens on"),
         ("cut", "ends before its end marker (truncated)"),
         ("noconf", "cannot read the Postfix parameters"),
+        ("stall", "did not finish within the timeout"),
     ] {
         let mine = tagged(&all, &format!("instance:{}", s.path(pf).display()));
         assert!(

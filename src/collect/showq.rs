@@ -10,20 +10,33 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::UnixStream;
 
 use super::postqueue::{self, Format, JSON_QUEUES};
 use super::{Collection, Limits};
-use crate::postconf;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
+use crate::{paced, postconf};
 
 /// Postfix bounds its attribute strings (4 x line_length_limit); we bound them too.
 pub const MAX_TOKEN: usize = 64 * 1024;
 /// Recipients of one message held until the message ends, as for a `postqueue -j` line.
 pub const MAX_MESSAGE: usize = 4 << 20;
+/// What showq can write before it waits for us: its socket's send buffer (208 KiB by default)
+/// counts every write's overhead, so with a small message per write it holds about 20 KB.
+const SOCKET_CAPACITY: usize = 16 * 1024;
+
+/// Sets the flag when dropped: tells a reader thread that nobody waits for it any more.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -163,18 +176,25 @@ async fn read(
     };
     let mut cancel = limits.cancel.clone();
     let work = async {
-        let mut stream = UnixStream::connect(socket).await.map_err(fail)?;
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = stream.read(&mut buf).await.map_err(fail)?;
-            if n == 0 {
-                break;
-            }
-            match &mut parser {
-                StreamParser::Attributes(p) => p.feed(&buf[..n]).map_err(parse)?,
-                StreamParser::Text(p) => p.feed(&buf[..n]).map_err(|e| parse(e.into()))?,
-            }
-        }
+        let mut stream = UnixStream::connect(socket)
+            .await
+            .and_then(UnixStream::into_std)
+            .map_err(fail)?;
+        // showq writes every message on its own into about 20 KB of socket room: read it in
+        // batches, on a thread with a sub-millisecond clock (see `paced`). Leaving this future
+        // (deadline, shutdown) stops the thread within one pause.
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let flag = Arc::clone(&stop.0);
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut feed = |chunk: &[u8]| match &mut parser {
+                StreamParser::Attributes(p) => p.feed(chunk),
+                StreamParser::Text(p) => p.feed(chunk).map_err(ParseError::from),
+            };
+            let outcome = paced::read_blocking(&mut stream, SOCKET_CAPACITY, &flag, &mut feed);
+            (parser, outcome)
+        });
+        let (parser, outcome) = reader.await.map_err(|e| fail(io::Error::other(e)))?;
+        outcome.map_err(fail)?.map_err(parse)?;
         match parser {
             StreamParser::Attributes(p) => p.finish().map_err(parse),
             StreamParser::Text(p) => p.finish().map_err(|e| parse(e.into())),
