@@ -1,7 +1,7 @@
 //! The only place that starts a process. Every child gets an argv (never a shell), a cleared
 //! environment, stdin from /dev/null and a process group of its own, so that a timeout or a
-//! shutdown can end it and everything it started. Stdout is handed to a parser as it arrives;
-//! stderr is kept, bounded, for the error message.
+//! shutdown can end it and everything it started. Stdout is handed to a parser as it arrives,
+//! in batches (`paced`); stderr is kept, bounded, for the error message.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -24,7 +24,7 @@ const STDERR_KEEP: usize = 4096;
 /// Time a child gets between SIGTERM and SIGKILL. sudo needs the SIGTERM: it relays it to the
 /// command it runs as another user, which we are not allowed to signal ourselves.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// The pipe buffer asked for a child's stdout (room for ~50 ms of postqueue's output, so that
+/// The pipe buffer asked for a child's stdout (room for ~70 ms of postqueue's output, so that
 /// `paced::read` never makes it wait), and the size Linux gives a pipe otherwise.
 const PIPE_WANTED: usize = 1024 * 1024;
 const PIPE_DEFAULT: usize = 64 * 1024;
