@@ -24,10 +24,11 @@ const STDERR_KEEP: usize = 4096;
 /// Time a child gets between SIGTERM and SIGKILL. sudo needs the SIGTERM: it relays it to the
 /// command it runs as another user, which we are not allowed to signal ourselves.
 const KILL_GRACE: Duration = Duration::from_secs(2);
-/// The pipe buffer asked for a child's stdout (room for ~70 ms of postqueue's output, so that
-/// `paced::read` never makes it wait), and the size Linux gives a pipe otherwise.
+/// The pipe buffer asked for a child's stdout: room for about 70 ms of postqueue's output, so
+/// that `paced::read` can read it a few times a second without making postqueue wait.
 const PIPE_WANTED: usize = 1024 * 1024;
-const PIPE_DEFAULT: usize = 64 * 1024;
+/// The smallest pipe Linux makes (two pages), assumed if even asking for the size fails.
+const PIPE_SMALLEST: usize = 8 * 1024;
 
 /// A shutdown signal shared by every collection: `true` once the daemon stops.
 pub type Cancel = watch::Receiver<bool>;
@@ -230,11 +231,13 @@ async fn read_stdout<E>(
 ) -> io::Result<Result<(), E>> {
     let fd = stdout.into_owned_fd()?;
     sys::set_nonblocking(fd.as_fd())?;
-    let capacity = sys::set_pipe_size(fd.as_fd(), PIPE_WANTED).unwrap_or(PIPE_DEFAULT);
+    let room = sys::set_pipe_size(fd.as_fd(), PIPE_WANTED).unwrap_or(PIPE_SMALLEST);
+    // Reaping the child here, before its output ends, is safe for the group kills that may
+    // follow: while any member of the group lives, the kernel keeps its ID reserved.
     let exited = async {
         let _ = child.wait().await;
     };
-    paced::read(&mut std::fs::File::from(fd), capacity, exited, sink).await
+    paced::read(&mut std::fs::File::from(fd), room, exited, sink).await
 }
 
 /// Reads a stream to EOF, keeping only its first `STDERR_KEEP` bytes. A read error just ends
@@ -337,7 +340,7 @@ mod tests {
         let mut got = Vec::new();
         let err = run(
             &cmd,
-            Instant::now() + Duration::from_millis(500),
+            Instant::now() + Duration::from_secs(2),
             &cancel,
             |chunk| {
                 got.extend_from_slice(chunk);

@@ -5,15 +5,21 @@
 //! once per write, and its wake-ups cost the writer too: method postqueue paid 1.8 times the
 //! CPU of `postqueue -j > /dev/null`, method showq as much as postqueue itself. So a listing
 //! is read from a non-blocking descriptor kept out of tokio's reactor, on a clock: drain what
-//! is there, then pause. The pause adapts so that each wake-up finds between a quarter and
-//! three quarters of what the writer can put in before it must wait for us (the capacity):
-//! the writer seldom waits, and we wake hundreds of times a second instead of tens of
-//! thousands. A writer faster than us is read without pauses.
+//! is there, then pause. We wake hundreds of times a second instead of tens of thousands.
 //!
-//! Two drivers share that logic. `read` runs on the async runtime, whose clock ticks in
-//! milliseconds: right for a pipe, which we enlarge to 1 MiB. `read_blocking` runs on a
-//! thread of its own with a finer clock: a Unix socket's room is the writer's send buffer,
-//! about 20 KB when every write is a small message, which showq fills in a millisecond or two.
+//! How long to pause depends on what we know of the writer's room (what it can write before
+//! it must wait for us):
+//! - a pipe's room is known (we enlarge it to 1 MiB and ask the kernel what we got): the pause
+//!   adapts so that each drain finds a quarter to three quarters of it, so the writer seldom
+//!   waits. That is `read`, on the async runtime, whose clock ticks in milliseconds.
+//! - a Unix socket's room is the writer's send buffer less the overhead of each write (about
+//!   20 KB when every write is a small message, less if the system lowered its buffers),
+//!   which showq fills in a millisecond or two. `read_blocking` runs on a thread of its own
+//!   with a finer clock, and keeps its shortest pause while data flows: guessing the room
+//!   wrong one way would have it crawl.
+//!
+//! Either way the pause grows while the writer is idle, and a drain stops after 1 MiB so that
+//! the async driver yields to the runtime.
 
 use std::future::Future;
 use std::io::{self, Read};
@@ -41,18 +47,25 @@ enum Step<E> {
     Pause(Duration),
 }
 
+/// What the writer can put in before it has to wait for us.
+#[derive(Debug, Clone, Copy)]
+enum Room {
+    Known(usize),
+    Unknown,
+}
+
 struct Pacer {
     buf: Vec<u8>,
-    capacity: usize,
+    room: Room,
     pause: Duration,
     min: Duration,
 }
 
 impl Pacer {
-    fn new(capacity: usize, min: Duration) -> Self {
+    fn new(room: Room, min: Duration) -> Self {
         Pacer {
             buf: vec![0u8; CHUNK],
-            capacity,
+            room,
             pause: min,
             min,
         }
@@ -82,28 +95,31 @@ impl Pacer {
             self.pause = self.min;
             return Ok(Step::Again);
         }
-        if drained >= self.capacity / 4 * 3 {
+        let longer = (self.pause * 2).min(PAUSE_MAX);
+        self.pause = match self.room {
             // Near the ceiling: the writer may have been waiting for room.
-            self.pause = (self.pause / 2).max(self.min);
-        } else if drained < self.capacity / 4 {
-            self.pause = (self.pause * 2).min(PAUSE_MAX);
-        }
+            Room::Known(room) if drained >= room / 4 * 3 => (self.pause / 2).max(self.min),
+            Room::Known(room) if drained < room / 4 => longer,
+            Room::Known(_) => self.pause,
+            Room::Unknown if drained == 0 => longer,
+            Room::Unknown => self.min,
+        };
         Ok(Step::Pause(self.pause))
     }
 }
 
 /// Feeds `source` to `sink` until EOF, or until the sink rejects a chunk, on the async
 /// runtime; the caller's `select!` bounds it in time. `source` must be non-blocking and not
-/// registered with tokio (its writes would wake the reactor again). `capacity` is what the
-/// writer can put in before it has to wait for us. `finished` resolves when nothing more will
-/// be written (a child's exit): it ends a pause at once, so a short listing is not held up.
+/// registered with tokio (its writes would wake the reactor again). `room` is what the writer
+/// can put in before it has to wait for us. `finished` resolves when nothing more will be
+/// written (a child's exit): it ends a pause at once, so a short listing is not held up.
 pub async fn read<E>(
     source: &mut impl Read,
-    capacity: usize,
+    room: usize,
     finished: impl Future<Output = ()>,
     sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
 ) -> io::Result<Result<(), E>> {
-    let mut pacer = Pacer::new(capacity, ASYNC_PAUSE_MIN);
+    let mut pacer = Pacer::new(Room::Known(room), ASYNC_PAUSE_MIN);
     let finished = std::pin::pin!(finished);
     let mut finished = Some(finished);
     loop {
@@ -128,15 +144,15 @@ pub async fn read<E>(
     }
 }
 
-/// The same on the calling thread (one of tokio's blocking pool), with sub-millisecond
-/// pauses. It ends within one pause of `stop` turning true, with `Interrupted`.
+/// The same on the calling thread, for a writer whose room is not known, with
+/// sub-millisecond pauses. It ends within one pause of `stop` turning true, with
+/// `Interrupted`.
 pub fn read_blocking<E>(
     source: &mut impl Read,
-    capacity: usize,
     stop: &AtomicBool,
     sink: &mut impl FnMut(&[u8]) -> Result<(), E>,
 ) -> io::Result<Result<(), E>> {
-    let mut pacer = Pacer::new(capacity, THREAD_PAUSE_MIN);
+    let mut pacer = Pacer::new(Room::Unknown, THREAD_PAUSE_MIN);
     loop {
         if stop.load(Ordering::Relaxed) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "stopped"));

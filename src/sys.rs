@@ -84,14 +84,20 @@ pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     Ok(())
 }
 
-/// Asks for a pipe buffer of `bytes` and returns the size the kernel granted. Unprivileged
+/// Asks for a pipe buffer of `bytes` and returns the size the pipe has afterwards. Unprivileged
 /// processes may go up to /proc/sys/fs/pipe-max-size (1 MiB by default) while their user stays
-/// under pipe-user-pages-soft; past that the call fails and the pipe keeps its size.
+/// under pipe-user-pages-soft; past that the request fails and the pipe keeps its size, which
+/// the kernel may already have cut to a few pages for a user over the limit.
 pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     let wanted = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
     // SAFETY: fcntl on a live descriptor with an integer argument.
     let granted = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, wanted) };
-    usize::try_from(granted).map_err(|_| io::Error::last_os_error())
+    if granted > 0 {
+        return usize::try_from(granted).map_err(|_| io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    let current = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    usize::try_from(current).map_err(|_| io::Error::last_os_error())
 }
 
 /// Makes glibc's malloc give large buffers back to the system when they are freed. By default

@@ -31,6 +31,22 @@ fn fds(pid: u32) -> usize {
         .count()
 }
 
+/// What each open descriptor of `pid` points at, for a failure message.
+fn fd_list(pid: u32) -> String {
+    let mut list: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| {
+                    let target = std::fs::read_link(e.path()).unwrap_or_default();
+                    format!("{}->{}", e.file_name().to_string_lossy(), target.display())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort();
+    list.join(" ")
+}
+
 /// Children of `pid` (any of its threads) that exited and were not reaped.
 fn zombie_children(pid: u32) -> usize {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
@@ -52,15 +68,18 @@ fn zombie_children(pid: u32) -> usize {
         .count()
 }
 
-/// The fewest open fds and the least RSS over 2 s: collections in flight hold pipes and
-/// buffers for a moment, a leak holds them for good.
-fn baseline(pid: u32) -> (u64, usize) {
+/// The fewest open fds and the least RSS over 60 samples, with `between` run between two:
+/// collections in flight hold pipes and buffers for a moment, a leak holds them for good.
+/// Taken while every fake answers at once (mode ok): with 20 instances failing in turn,
+/// phases drift apart until some run is in flight at every moment (a hang lasts 0.3 s of
+/// each instance's second), and the least count found would include its descriptors.
+fn baseline(pid: u32, mut between: impl FnMut()) -> (u64, usize) {
     let mut rss = u64::MAX;
     let mut fd = usize::MAX;
-    for _ in 0..40 {
+    for _ in 0..60 {
         rss = rss.min(proc_status(pid, "VmRSS:"));
         fd = fd.min(fds(pid));
-        std::thread::sleep(Duration::from_millis(50));
+        between();
     }
     (rss, fd)
 }
@@ -138,14 +157,31 @@ fn soak() {
         }
     };
 
+    let set_modes = |mode: &str| {
+        for i in 0..INSTANCES {
+            s.write(&format!("pf{i}/mode"), mode);
+        }
+    };
+    let measure = |tally: &mut Tally| {
+        set_modes("ok");
+        // Runs in flight end: a hang at its 0.3 s timeout, then SIGTERM.
+        read(Instant::now() + Duration::from_secs(3), tally);
+        let (rss, fds) = baseline(pid, || {
+            read(Instant::now() + Duration::from_millis(50), tally);
+        });
+        let list = fd_list(pid);
+        set_modes("cycle");
+        (rss, fds, list)
+    };
+
     // Warm up, then measure the start.
     read(Instant::now() + Duration::from_secs(10), &mut tally);
-    let (rss0, fds0) = baseline(pid);
+    let (rss0, fds0, list0) = measure(&mut tally);
     read(
         Instant::now() + Duration::from_secs(seconds.saturating_sub(10).max(10)),
         &mut tally,
     );
-    let (rss1, fds1) = baseline(pid);
+    let (rss1, fds1, list1) = measure(&mut tally);
     let hwm = proc_status(pid, "VmHWM:");
     // Children the daemon has not reaped show up as zombies among its children; a moment's
     // zombie between exit and reap is normal, one in every sample is a leak.
@@ -181,7 +217,10 @@ fn soak() {
         "wrong gauges: {:?}",
         &tally.wrong_gauges[..tally.wrong_gauges.len().min(5)]
     );
-    assert_eq!(fds0, fds1, "file descriptors grew");
+    assert_eq!(
+        fds0, fds1,
+        "file descriptors grew; open at the start: {list0}; at the end: {list1}"
+    );
     assert!(
         rss1 <= rss0 + rss0 / 5 + 1024,
         "RSS grew from {rss0} to {rss1} KiB"

@@ -25,10 +25,6 @@ use crate::{paced, postconf};
 pub const MAX_TOKEN: usize = 64 * 1024;
 /// Recipients of one message held until the message ends, as for a `postqueue -j` line.
 pub const MAX_MESSAGE: usize = 4 << 20;
-/// What showq can write before it waits for us: its socket's send buffer (208 KiB by default)
-/// counts every write's overhead, so with a small message per write it holds about 20 KB.
-const SOCKET_CAPACITY: usize = 16 * 1024;
-
 /// Sets the flag when dropped: tells a reader thread that nobody waits for it any more.
 struct StopOnDrop(Arc<AtomicBool>);
 
@@ -181,19 +177,27 @@ async fn read(
             .and_then(UnixStream::into_std)
             .map_err(fail)?;
         // showq writes every message on its own into about 20 KB of socket room: read it in
-        // batches, on a thread with a sub-millisecond clock (see `paced`). Leaving this future
-        // (deadline, shutdown) stops the thread within one pause.
+        // batches, on a thread with a sub-millisecond clock (see `paced`). A thread of its own,
+        // not one of tokio's blocking pool, where directory walks that outlived their deadline
+        // could keep it waiting. Leaving this future (deadline, shutdown) stops the thread
+        // within one pause.
         let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = Arc::clone(&stop.0);
-        let reader = tokio::task::spawn_blocking(move || {
-            let mut feed = |chunk: &[u8]| match &mut parser {
-                StreamParser::Attributes(p) => p.feed(chunk),
-                StreamParser::Text(p) => p.feed(chunk).map_err(ParseError::from),
-            };
-            let outcome = paced::read_blocking(&mut stream, SOCKET_CAPACITY, &flag, &mut feed);
-            (parser, outcome)
-        });
-        let (parser, outcome) = reader.await.map_err(|e| fail(io::Error::other(e)))?;
+        let (done, result) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("showq-reader".to_owned())
+            .spawn(move || {
+                let mut feed = |chunk: &[u8]| match &mut parser {
+                    StreamParser::Attributes(p) => p.feed(chunk),
+                    StreamParser::Text(p) => p.feed(chunk).map_err(ParseError::from),
+                };
+                let outcome = paced::read_blocking(&mut stream, &flag, &mut feed);
+                let _ = done.send((parser, outcome));
+            })
+            .map_err(fail)?;
+        let (parser, outcome) = result
+            .await
+            .map_err(|_| fail(io::Error::other("the reader thread ended without a result")))?;
         outcome.map_err(fail)?.map_err(parse)?;
         match parser {
             StreamParser::Attributes(p) => p.finish().map_err(parse),
