@@ -5,7 +5,7 @@
 //! once per write, and its wake-ups cost the writer too: method postqueue paid 1.8 times the
 //! CPU of `postqueue -j > /dev/null`, method showq as much as postqueue itself. So a listing
 //! is read from a non-blocking descriptor kept out of tokio's reactor, on a clock: drain what
-//! is there, then pause. We wake hundreds of times a second instead of tens of thousands.
+//! is there, then pause: a drain takes dozens of messages at a time, not one.
 //!
 //! How long to pause depends on what we know of the writer's room (what it can write before
 //! it must wait for us):
