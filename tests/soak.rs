@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -25,26 +25,41 @@ fn proc_status(pid: u32, field: &str) -> u64 {
         .unwrap()
 }
 
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
+/// The open descriptors of `pid`, each as "N->target", with the PID a pidfd watches.
+fn open_fds(pid: u32) -> BTreeSet<String> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return BTreeSet::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            let n = e.file_name().to_string_lossy().into_owned();
+            let watched = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{n}"))
+                .ok()
+                .and_then(|info| {
+                    info.lines()
+                        .find(|l| l.starts_with("Pid:"))
+                        .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
+                })
+                .map_or(String::new(), |p| format!(" pid {p}"));
+            Some(format!("{n}->{}{watched}", target.display()))
+        })
+        .collect()
 }
 
-/// What each open descriptor of `pid` points at, for a failure message.
-fn fd_list(pid: u32) -> String {
-    let mut list: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .map(|e| {
-                    let target = std::fs::read_link(e.path()).unwrap_or_default();
-                    format!("{}->{}", e.file_name().to_string_lossy(), target.display())
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    list.sort();
-    list.join(" ")
+/// The descriptors open, the same ones, at three looks 3 s apart, with `wait` run between
+/// two. A collection holds its pipes and pidfd for at most its timeout and the kill grace;
+/// one that outlives that leaked. (The fewest descriptors seen over a while is no measure:
+/// with 20 instances on 2 cores, some run is in flight at every moment. Three looks, because
+/// the /dev/null a spawn opens for a moment has no identity to tell two spawns apart.)
+fn lasting_fds(pid: u32, mut wait: impl FnMut()) -> BTreeSet<String> {
+    let mut lasting = open_fds(pid);
+    for _ in 0..2 {
+        wait();
+        let now = open_fds(pid);
+        lasting.retain(|fd| now.contains(fd));
+    }
+    lasting
 }
 
 /// Children of `pid` (any of its threads) that exited and were not reaped.
@@ -68,20 +83,17 @@ fn zombie_children(pid: u32) -> usize {
         .count()
 }
 
-/// The fewest open fds and the least RSS over 60 samples, with `between` run between two:
-/// collections in flight hold pipes and buffers for a moment, a leak holds them for good.
-/// Taken while every fake answers at once (mode ok): with 20 instances failing in turn,
-/// phases drift apart until some run is in flight at every moment (a hang lasts 0.3 s of
-/// each instance's second), and the least count found would include its descriptors.
-fn baseline(pid: u32, mut between: impl FnMut()) -> (u64, usize) {
-    let mut rss = u64::MAX;
-    let mut fd = usize::MAX;
-    for _ in 0..60 {
-        rss = rss.min(proc_status(pid, "VmRSS:"));
-        fd = fd.min(fds(pid));
-        between();
-    }
-    (rss, fd)
+/// The least RSS over 40 samples, with `between` run between two: collections in flight
+/// hold buffers for a moment, a leak holds them for good.
+fn least_rss(pid: u32, mut between: impl FnMut()) -> u64 {
+    (0..40)
+        .map(|_| {
+            let rss = proc_status(pid, "VmRSS:");
+            between();
+            rss
+        })
+        .min()
+        .unwrap()
 }
 
 #[derive(Default, Debug)]
@@ -157,31 +169,22 @@ fn soak() {
         }
     };
 
-    let set_modes = |mode: &str| {
-        for i in 0..INSTANCES {
-            s.write(&format!("pf{i}/mode"), mode);
-        }
-    };
     let measure = |tally: &mut Tally| {
-        set_modes("ok");
-        // Runs in flight end: a hang at its 0.3 s timeout, then SIGTERM.
-        read(Instant::now() + Duration::from_secs(3), tally);
-        let (rss, fds) = baseline(pid, || {
-            read(Instant::now() + Duration::from_millis(50), tally);
+        let rss = least_rss(pid, || {
+            read(Instant::now() + Duration::from_millis(50), tally)
         });
-        let list = fd_list(pid);
-        set_modes("cycle");
-        (rss, fds, list)
+        let fds = lasting_fds(pid, || read(Instant::now() + Duration::from_secs(3), tally));
+        (rss, fds)
     };
 
     // Warm up, then measure the start.
     read(Instant::now() + Duration::from_secs(10), &mut tally);
-    let (rss0, fds0, list0) = measure(&mut tally);
+    let (rss0, fds0) = measure(&mut tally);
     read(
         Instant::now() + Duration::from_secs(seconds.saturating_sub(10).max(10)),
         &mut tally,
     );
-    let (rss1, fds1, list1) = measure(&mut tally);
+    let (rss1, fds1) = measure(&mut tally);
     let hwm = proc_status(pid, "VmHWM:");
     // Children the daemon has not reaped show up as zombies among its children; a moment's
     // zombie between exit and reap is normal, one in every sample is a leak.
@@ -200,7 +203,11 @@ fn soak() {
         "soak: {seconds}s, {INSTANCES} instances at 100 ms: {runs} runs, {} OK, {} CRITICAL",
         tally.ok, tally.critical
     );
-    println!("soak: RSS {rss0} KiB after warm-up, {rss1} KiB at the end (peak {hwm} KiB); fds {fds0} -> {fds1}");
+    println!(
+        "soak: RSS {rss0} KiB after warm-up, {rss1} KiB at the end (peak {hwm} KiB); lasting fds {} -> {}",
+        fds0.len(),
+        fds1.len()
+    );
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", d.logs());
     assert!(runs > 1000, "only {runs} runs");
     // One run in six succeeds; every other is a CRITICAL, and each counts its error.
@@ -218,8 +225,11 @@ fn soak() {
         &tally.wrong_gauges[..tally.wrong_gauges.len().min(5)]
     );
     assert_eq!(
-        fds0, fds1,
-        "file descriptors grew; open at the start: {list0}; at the end: {list1}"
+        fds0.len(),
+        fds1.len(),
+        "lasting file descriptors: gone {:?}, new {:?}",
+        fds0.difference(&fds1).collect::<Vec<_>>(),
+        fds1.difference(&fds0).collect::<Vec<_>>()
     );
     assert!(
         rss1 <= rss0 + rss0 / 5 + 1024,
