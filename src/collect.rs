@@ -1,4 +1,5 @@
-//! Collection: one file per method, one enum arm per file. Every method fills the same
+//! Collection: one file per collecting method, one enum arm each (and `Unavailable`, for an
+//! instance whose method could not be set up). Every method fills the same
 //! [`Snapshot`]; how it gets there (fork, socket, directory walk) is its own business.
 
 pub mod auto;

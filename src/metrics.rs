@@ -116,11 +116,11 @@ pub fn report(
     for q in &collection.snapshot.queues {
         let tags = |extra: Option<String>| tagger.tags(Some(&q.queue), extra);
         gauge(QUEUE_SIZE, q.messages, tags(None));
-        if let Some(bytes) = q.bytes {
+        // A directory scan sums file sizes, a listing message sizes: one or the other, once.
+        if let Some(bytes) = q.bytes.or(q.listing.as_ref().map(|l| l.bytes)) {
             gauge(QUEUE_BYTES, bytes, tags(None));
         }
         let Some(l) = &q.listing else { continue };
-        gauge(QUEUE_BYTES, l.bytes, tags(None));
         gauge(QUEUE_RECIPIENTS, l.recipients, tags(None));
         gauge(QUEUE_OLDEST_AGE, l.oldest_age, tags(None));
         for ((_, label), n) in instance.age_thresholds.iter().zip(&l.older_than) {

@@ -91,6 +91,19 @@ pub struct ListingRules {
     pub age_thresholds: Vec<u64>,
 }
 
+impl ListingRules {
+    /// The rules for a collection starting now.
+    pub fn now(age_thresholds: &[u64]) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        ListingRules {
+            now,
+            age_thresholds: age_thresholds.to_vec(),
+        }
+    }
+}
+
 /// One recipient of a listed message.
 #[derive(Debug, Clone, Copy)]
 pub struct Recipient<'a> {

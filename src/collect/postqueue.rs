@@ -6,7 +6,6 @@
 //! line: `-j` names the queue, and in `-p` only the mark right after the queue ID counts.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use std::borrow::Cow;
 
@@ -143,13 +142,7 @@ impl Postqueue {
                 flag.into(),
             ],
         );
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let rules = ListingRules {
-            now,
-            age_thresholds: self.options.age_thresholds.clone(),
-        };
+        let rules = ListingRules::now(&self.options.age_thresholds);
         let mut parser = Parser::new(format, rules);
         let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
             parser.feed(chunk)

@@ -12,7 +12,6 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tokio::net::UnixStream;
 
@@ -115,10 +114,7 @@ impl Showq {
                 .queue_directory
                 .join("public")
                 .join(&params.showq_service_name);
-            let rules = ListingRules {
-                now: unix_now(),
-                age_thresholds: self.options.age_thresholds.clone(),
-            };
+            let rules = ListingRules::now(&self.options.age_thresholds);
             let parser = if params.version >= (3, 1) {
                 StreamParser::Attributes(Parser::new(rules))
             } else {
@@ -133,12 +129,6 @@ impl Showq {
         }
         collection
     }
-}
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 enum StreamParser {
