@@ -36,13 +36,13 @@ for n in "${sizes[@]}"; do
     echo
     echo "| what | wall s | CPU s | peak RSS |"
     echo "|---|---|---|---|"
-    row "\`postqueue -p \| wc -l\` (the Datadog check's postqueue mode)" runuser -u pfdtest -- sh -c 'postqueue -p | wc -l'
+    row "\`postqueue -p | wc -l\` (the Datadog check's postqueue mode)" runuser -u pfdtest -- sh -c 'postqueue -p | wc -l'
     row "\`postqueue -j > /dev/null\`" runuser -u pfdtest -- sh -c 'postqueue -j > /dev/null'
     row "postfix-dogstatsd check, method postqueue (runs postqueue -j; every metric)" runuser -u pfdtest -- "$bin" check -c "$work/postqueue.yaml"
     row "postfix-dogstatsd check, method showq (no fork; every metric)" setpriv --reuid=pfdtest --regid=pfdtest --groups=postdrop --no-new-privs "$bin" check -c "$work/showq.yaml"
-    row "\`sudo -u postfix find <queue> -type f \| wc -l\` x 5 (the Datadog check's find mode)" runuser -u pfdtest -- sh -c "for q in $queues; do sudo -n -u postfix /usr/bin/find /var/spool/postfix/\$q -type f | wc -l; done"
+    row "\`sudo -u postfix find <queue> -type f | wc -l\` x 5 (the Datadog check's find mode)" runuser -u pfdtest -- sh -c "for q in $queues; do sudo -n -u postfix /usr/bin/find /var/spool/postfix/\$q -type f | wc -l; done"
     row "postfix-dogstatsd check, method find (sudo find x 5)" runuser -u pfdtest -- "$bin" check -c "$work/find.yaml"
-    row "\`find <queue> -type f \| wc -l\` x 5, as postfix" runuser -u postfix -- sh -c "for q in $queues; do find /var/spool/postfix/\$q -type f | wc -l; done"
+    row "\`find <queue> -type f | wc -l\` x 5, as postfix" runuser -u postfix -- sh -c "for q in $queues; do find /var/spool/postfix/\$q -type f | wc -l; done"
     row "postfix-dogstatsd check, method scan, as postfix (no fork; 6 queues, bytes)" setpriv --reuid=postfix --regid=postfix --clear-groups --no-new-privs "$bin" check -c "$work/scan.yaml"
     echo
     # Datagrams: what one cycle sends, batched, against one line per datagram.
@@ -80,7 +80,7 @@ done
 [ "$steady" -gt 0 ] || exit 0
 # Steady state: 3 instances every 15 s on the small queue fill-queues.sh makes.
 bash tests/e2e/postfix-reset.sh >/dev/null
-bash tests/e2e/fill-queues.sh 20 >/dev/null
+queued=$(bash tests/e2e/fill-queues.sh 20 | awk '$1 != "corrupt" {n += $2} END {print n}')
 printf 'init_config: {postfix_user: postfix}\ninstances:\n  - {method: postqueue}\n  - {method: showq}\n  - {method: postqueue, tags: ["copy:2"]}\n' > "$work/steady.yaml"
 chmod 644 "$work/steady.yaml"
 setpriv --reuid=pfdtest --regid=pfdtest --groups=postdrop "$bin" run -c "$work/steady.yaml" 2>/dev/null &
@@ -94,7 +94,7 @@ t1=$(ticks); rss1=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status"); hwm=$(awk '/V
 kill -TERM "$pid"; wait "$pid" || true
 cpu=$(echo "scale=3; ($t1 - $t0) / $hz" | bc)
 per_hour=$(echo "scale=2; $cpu * 3600 / $steady" | bc)
-echo "### Steady state: 3 instances at 15 s for ${steady}s (30 messages in the queue)"
+echo "### Steady state: 3 instances at 15 s for ${steady}s ($queued messages in the queue)"
 echo
 echo "| figure | value |"
 echo "|---|---|"

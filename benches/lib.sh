@@ -20,7 +20,7 @@ measure() {
 
 # One Markdown table row: label, then the command.
 row() {
-    local label=$1; shift
+    local label=${1//|/\\|}; shift   # a | in a label would split the Markdown cell
     read -r wall cpu rss < <(measure "$@")
-    printf '| %s | %s | %s | %s MiB |\n' "$label" "$wall" "$cpu" "$(( rss / 1024 ))"
+    printf '| %s | %s | %.2f | %s MiB |\n' "$label" "$wall" "$cpu" "$(( rss / 1024 ))"
 }
