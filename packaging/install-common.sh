@@ -36,6 +36,10 @@ pfdd_install_sudoers() {
     tmp=$(mktemp /etc/sudoers.d/.postfix-dogstatsd.XXXXXX)
     cp "$template" "$tmp"
     chmod 0440 "$tmp"
+    # An older sudo rejects options it does not know: try once more without the newer one.
+    if ! visudo -cf "$tmp" >/dev/null 2>&1; then
+        grep -v '^Defaults:postfix-dogstatsd !log_allowed$' "$template" >"$tmp"
+    fi
     if visudo -cf "$tmp" >/dev/null; then
         mv "$tmp" "$target"
     else
