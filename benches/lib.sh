@@ -1,5 +1,6 @@
+# shellcheck shell=bash disable=SC2154
 # Shared by the benchmark scripts (sourced): time a command with /usr/bin/time, best of 3.
-# Needs $work (a scratch directory).
+# Needs $work (a scratch directory), set by the script that sources this (hence SC2154 off).
 command -v /usr/bin/time >/dev/null || apt-get install -y -qq time >/dev/null
 command -v bc >/dev/null || apt-get install -y -qq bc >/dev/null
 

@@ -28,7 +28,7 @@ test -f /lib/systemd/system/postfix-dogstatsd.service || fail "no unit"
 grep -qx /etc/postfix-dogstatsd/config.yaml /var/lib/dpkg/info/postfix-dogstatsd.conffiles \
     || fail "config.yaml is not a conffile"
 getent passwd postfix-dogstatsd >/dev/null || fail "no user"
-id -nG postfix-dogstatsd | tr ' ' '\n' | grep -qx postdrop || fail "user not in postdrop"
+id -nG postfix-dogstatsd | tr ' ' '\n' | grep -x postdrop >/dev/null || fail "user not in postdrop"
 test "$(stat -c '%a %G' /etc/postfix-dogstatsd/config.yaml)" = "640 postfix-dogstatsd" \
     || fail "config permissions: $(stat -c '%a %U:%G' /etc/postfix-dogstatsd/config.yaml)"
 test "$(stat -c '%a' /etc/sudoers.d/postfix-dogstatsd)" = 440 || fail "no sudoers file"
@@ -66,6 +66,6 @@ done
 
 echo "--- rpm contents"
 rpm -qlp "$rpmfile"
-rpm -qp --scripts "$rpmfile" | grep -q pfdd_create_user || fail "rpm has no %post"
-rpm -qcp "$rpmfile" | grep -qx /etc/postfix-dogstatsd/config.yaml || fail "rpm config not marked"
+rpm -qp --scripts "$rpmfile" | grep pfdd_create_user >/dev/null || fail "rpm has no %post"
+rpm -qcp "$rpmfile" | grep -x /etc/postfix-dogstatsd/config.yaml >/dev/null || fail "rpm config not marked"
 echo "packages OK: $deb $rpmfile"

@@ -1,5 +1,8 @@
+# shellcheck shell=sh
 # Shared by the .deb postinst and the .rpm %post (sourced, POSIX sh): the service user, its
 # groups, the config's permissions, and the sudoers drop-in, validated before it is put in place.
+# What grants a privilege (group postdrop, the sudoers drop-in) happens on the first install
+# only: an admin who took it away on purpose keeps it that way across upgrades.
 pfdd_user=postfix-dogstatsd
 
 pfdd_create_user() {
@@ -10,15 +13,20 @@ pfdd_create_user() {
         useradd --system --gid "$pfdd_user" --no-create-home --home-dir /nonexistent \
             --shell /usr/sbin/nologin --comment "postfix-dogstatsd daemon" "$pfdd_user"
     fi
-    # postdrop: what `postqueue` and the showq socket need; absent until Postfix is installed.
+}
+
+# postdrop: what `postqueue` and the showq socket need; absent until Postfix is installed (then
+# `postfix-dogstatsd check` names the fix). First install only.
+pfdd_join_postdrop() {
     if getent group postdrop >/dev/null; then
         usermod --append --groups postdrop "$pfdd_user"
     fi
 }
 
 pfdd_config_permissions() {
-    if [ -f /etc/postfix-dogstatsd/config.yaml ]; then
-        chgrp "$pfdd_user" /etc/postfix-dogstatsd/config.yaml
+    # Never through a symbolic link: chmod would follow it to whatever it names.
+    if [ -f /etc/postfix-dogstatsd/config.yaml ] && [ ! -L /etc/postfix-dogstatsd/config.yaml ]; then
+        chgrp -h "$pfdd_user" /etc/postfix-dogstatsd/config.yaml
         chmod 0640 /etc/postfix-dogstatsd/config.yaml
     fi
 }
@@ -26,7 +34,7 @@ pfdd_config_permissions() {
 pfdd_install_sudoers() {
     target=/etc/sudoers.d/postfix-dogstatsd
     template=/usr/share/postfix-dogstatsd/sudoers
-    # Installed once: an admin's edits survive upgrades.
+    # First install only (the callers see to that); an existing file is never replaced.
     [ -e "$target" ] && return 0
     if ! command -v visudo >/dev/null 2>&1 || [ ! -d /etc/sudoers.d ]; then
         echo "postfix-dogstatsd: sudo is not installed; method find will need $template in /etc/sudoers.d" >&2

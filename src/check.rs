@@ -63,10 +63,20 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         config.source, config.target
     );
     match &sink {
-        Some(sink) => {
-            let _ = writeln!(text, "DogStatsD lines (sent to {}):", config.target);
-            sink.send(&lines);
-        }
+        Some(sink) => match sink.send(&lines) {
+            Ok(()) => {
+                let _ = writeln!(text, "DogStatsD lines (sent to {}):", config.target);
+            }
+            Err(e) => {
+                // Not sent is a failed check: exit non-zero, and say why.
+                all_ok = false;
+                let _ = writeln!(
+                    text,
+                    "DogStatsD lines (NOT sent: {}):",
+                    crate::error_chain(&e)
+                );
+            }
+        },
         None => text.push_str("DogStatsD lines (not sent; --send sends them):\n"),
     }
     for line in &lines {

@@ -92,7 +92,6 @@ pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
     if tokio::time::timeout(STOP_WAIT, all).await.is_err() {
         tracing::warn!("some collections did not end in time; exiting anyway");
     }
-    sink.send(&[]);
     Ok(())
 }
 

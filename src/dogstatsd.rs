@@ -1,16 +1,15 @@
 //! Samples to DogStatsD lines (pure, so `check` can print exactly what `run` sends), and the
 //! socket they go to. We format the lines ourselves, which keeps the Datadog tag order exact and
-//! lets service checks share the path; cadence supplies the buffered UDP and Unix datagram sinks
-//! (whole lines per datagram, at most 1432 bytes over UDP and 8192 over a Unix socket).
+//! lets service checks share the path, and pack whole lines into datagrams (at most 1432 bytes
+//! over UDP and 8192 over a Unix socket, as the official clients do).
 
 use std::fmt::Write as _;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use cadence::{BufferedUdpMetricSink, BufferedUnixMetricSink, MetricSink};
 
 use crate::config::Target;
 use crate::metrics::{Kind, Sample, ServiceCheck, Value};
@@ -48,30 +47,39 @@ pub fn metric_line(s: &Sample) -> String {
 }
 
 /// `_sc|name|status|#tags|m:message`, the message last, with newlines written as `\n` and `m:`
-/// as `m\:` (the DogStatsD escapes), and `|` (a field separator with no escape) as `¦`.
+/// as `m\:` (the DogStatsD escapes), and `|` (a field separator with no escape) as `¦`. The
+/// message is escaped first and then cut, so escapes cannot push the line past a datagram.
 pub fn service_check_line(c: &ServiceCheck) -> String {
     let mut line = format!("_sc|{}|{}", c.name, c.status as u8);
     push_tags(&mut line, &c.tags);
     if let Some(message) = &c.message {
-        let mut m = message.as_str();
-        if m.len() > MAX_MESSAGE {
-            let mut end = MAX_MESSAGE;
-            while !m.is_char_boundary(end) {
-                end -= 1;
-            }
-            m = &m[..end];
-        }
-        let escaped = m
+        let escaped = message
             .replace('\r', "")
             .replace('\n', "\\n")
             .replace("m:", "m\\:")
             .replace('|', "¦");
-        let _ = write!(line, "|m:{escaped}");
-        if m.len() < message.len() {
-            line.push('…');
-        }
+        let _ = write!(line, "|m:{}", cut_escaped(&escaped, MAX_MESSAGE));
     }
     line
+}
+
+/// At most `max` bytes of an escaped message, on a character boundary and never between a `\`
+/// and the character it escapes; `…` marks a cut.
+fn cut_escaped(escaped: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if escaped.len() <= max {
+        return escaped.into();
+    }
+    let mut end = max;
+    while !escaped.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut kept = &escaped[..end];
+    // An odd run of trailing backslashes ends in half an escape.
+    let trailing = kept.len() - kept.trim_end_matches('\\').len();
+    if trailing % 2 == 1 {
+        kept = &kept[..kept.len() - 1];
+    }
+    format!("{kept}…").into()
 }
 
 fn push_tags(line: &mut String, tags: &[String]) {
@@ -81,20 +89,34 @@ fn push_tags(line: &mut String, tags: &[String]) {
     }
 }
 
-/// Where lines go: a buffered cadence sink, flushed once per cycle. Sending never blocks (the
-/// sockets are non-blocking) and never fails a collection: errors are logged at most once a
-/// minute.
+/// Where lines go: whole lines packed into datagrams of at most the payload, sent once per
+/// cycle. Sending never blocks (the sockets are non-blocking) and never fails a collection.
+/// A datagram that cannot be sent is dropped, never kept for later: a gauge or service check
+/// arriving minutes late, when the Agent is back, would be a false number. Errors are logged
+/// at most once a minute, and returned to callers that want to say so (`check --send`).
 #[derive(Clone)]
 pub struct Sink {
-    inner: Arc<dyn MetricSink + Send + Sync>,
-    errors: Arc<Mutex<ErrorLog>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    socket: Socket,
+    payload: usize,
+    errors: Mutex<ErrorLog>,
     target: String,
+}
+
+enum Socket {
+    Udp(UdpSocket, SocketAddr),
+    /// Unbound and addressed per datagram, so a socket the Agent recreates on restart is found
+    /// again without anything on our side.
+    Unix(UnixDatagram, PathBuf),
 }
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sink")
-            .field("target", &self.target)
+            .field("target", &self.inner.target)
             .finish()
     }
 }
@@ -113,13 +135,24 @@ pub struct SinkError {
     source: io::Error,
 }
 
+/// Some datagrams of one send were dropped.
+#[derive(Debug, thiserror::Error)]
+#[error("{dropped} of {datagrams} datagrams to {target} could not be sent")]
+pub struct SendError {
+    pub target: String,
+    pub dropped: usize,
+    pub datagrams: usize,
+    #[source]
+    pub source: io::Error,
+}
+
 impl Sink {
     pub fn new(target: &Target) -> Result<Sink, SinkError> {
         let fail = |source| SinkError {
             target: target.to_string(),
             source,
         };
-        let inner: Arc<dyn MetricSink + Send + Sync> = match target {
+        let (socket, payload) = match target {
             Target::Udp(addr) => {
                 use std::net::ToSocketAddrs;
                 let resolved = addr
@@ -134,56 +167,81 @@ impl Sink {
                 };
                 let socket = UdpSocket::bind(bind).map_err(fail)?;
                 socket.set_nonblocking(true).map_err(fail)?;
-                let sink = BufferedUdpMetricSink::with_capacity(resolved, socket, UDP_PAYLOAD)
-                    .map_err(|e| fail(io::Error::other(e.to_string())))?;
-                Arc::new(sink)
+                (Socket::Udp(socket, resolved), UDP_PAYLOAD)
             }
             Target::Unix(path) => {
-                // Unbound and addressed per datagram, so a socket the Agent recreates on restart
-                // is found again without anything on our side.
                 let socket = UnixDatagram::unbound().map_err(fail)?;
                 socket.set_nonblocking(true).map_err(fail)?;
-                Arc::new(BufferedUnixMetricSink::with_capacity(
-                    path,
-                    socket,
-                    UNIX_PAYLOAD,
-                ))
+                (Socket::Unix(socket, path.clone()), UNIX_PAYLOAD)
             }
         };
         Ok(Sink {
-            inner,
-            errors: Arc::default(),
-            target: target.to_string(),
+            inner: Arc::new(Inner {
+                socket,
+                payload,
+                errors: Mutex::default(),
+                target: target.to_string(),
+            }),
         })
     }
 
-    /// A sink over any cadence sink (tests use `SpyMetricSink`).
-    #[cfg(test)]
-    pub fn from_cadence(inner: Arc<dyn MetricSink + Send + Sync>) -> Sink {
-        Sink {
-            inner,
-            errors: Arc::default(),
-            target: "test".to_owned(),
-        }
-    }
-
-    /// Buffers the lines and flushes them.
-    pub fn send(&self, lines: &[String]) {
-        let mut first_error = None;
-        for line in lines {
-            if let Err(e) = self.inner.emit(line) {
+    /// Sends the lines, each ending in `\n`, packed into as few datagrams as fit the payload (a
+    /// line longer than the payload goes alone). What fails is dropped and logged.
+    pub fn send(&self, lines: &[String]) -> Result<(), SendError> {
+        let payload = self.inner.payload;
+        let mut datagram = Vec::with_capacity(payload);
+        let (mut datagrams, mut dropped, mut first_error) = (0, 0, None);
+        let mut flush = |datagram: &mut Vec<u8>| {
+            if datagram.is_empty() {
+                return;
+            }
+            datagrams += 1;
+            if let Err(e) = self.inner.send_one(datagram) {
+                dropped += 1;
                 first_error.get_or_insert(e);
             }
+            datagram.clear();
+        };
+        for line in lines {
+            if !datagram.is_empty() && datagram.len() + line.len() + 1 > payload {
+                flush(&mut datagram);
+            }
+            datagram.extend_from_slice(line.as_bytes());
+            datagram.push(b'\n');
         }
-        if let Err(e) = self.inner.flush() {
-            first_error.get_or_insert(e);
-        }
-        if let Some(e) = first_error {
-            self.log_error(&e);
+        flush(&mut datagram);
+        match first_error {
+            None => Ok(()),
+            Some(source) => {
+                let e = SendError {
+                    target: self.inner.target.clone(),
+                    dropped,
+                    datagrams,
+                    source,
+                };
+                self.inner.log_error(&e);
+                Err(e)
+            }
         }
     }
+}
 
-    fn log_error(&self, e: &io::Error) {
+impl Inner {
+    fn send_one(&self, datagram: &[u8]) -> io::Result<()> {
+        let sent = match &self.socket {
+            Socket::Udp(socket, addr) => socket.send_to(datagram, addr)?,
+            Socket::Unix(socket, path) => socket.send_to(datagram, path)?,
+        };
+        if sent < datagram.len() {
+            return Err(io::Error::other(format!(
+                "sent {sent} of {} bytes",
+                datagram.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn log_error(&self, e: &SendError) {
         let mut log = self.errors.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if log
@@ -194,10 +252,9 @@ impl Sink {
             return;
         }
         tracing::warn!(
-            target = %self.target,
-            error = %e,
             suppressed = log.suppressed,
-            "cannot send to DogStatsD; metrics are dropped until it is reachable (logged at most once a minute)"
+            "cannot send to DogStatsD: {}; what could not be sent is dropped, never sent late (logged at most once a minute)",
+            crate::error_chain(e)
         );
         log.last = Some(now);
         log.suppressed = 0;
@@ -252,14 +309,50 @@ mod tests {
             ..c
         };
         assert!(service_check_line(&long).len() < UDP_PAYLOAD);
+        // Escaping doubles newlines and `m:`; the cut comes after it, so the line still fits,
+        // and it never leaves half an escape.
+        let escapes = ServiceCheck {
+            message: Some("\n".repeat(900) + &"m:".repeat(900)),
+            ..long
+        };
+        let line = service_check_line(&escapes);
+        assert!(line.len() < UDP_PAYLOAD, "{}", line.len());
+        assert!(line.ends_with("\\n…"), "{}", &line[line.len() - 20..]);
+        for max in 1..12 {
+            let cut = cut_escaped("a\\nb\\\\c", max);
+            let kept = cut.trim_end_matches('…');
+            let trailing = kept.len() - kept.trim_end_matches('\\').len();
+            assert_eq!(trailing % 2, 0, "{max}: {cut}");
+        }
     }
 
     #[test]
-    fn spy_sink_gets_whole_lines() {
-        let (rx, spy) = cadence::SpyMetricSink::new();
-        let sink = Sink::from_cadence(Arc::new(spy));
-        sink.send(&["a:1|g".to_owned(), "b:2|c".to_owned()]);
-        let got: Vec<Vec<u8>> = rx.try_iter().collect();
-        assert_eq!(got, vec![b"a:1|g".to_vec(), b"b:2|c".to_vec()]);
+    fn lines_packed_into_datagrams_and_failures_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dsd.socket");
+        let target = Target::Unix(path.clone());
+        let sink = Sink::new(&target).unwrap();
+        // No receiver: an error, and nothing is kept for later.
+        let e = sink.send(&["stale:1|g".to_owned()]).unwrap_err();
+        assert_eq!((e.dropped, e.datagrams), (1, 1));
+        let rx = UnixDatagram::bind(&path).unwrap();
+        rx.set_nonblocking(true).unwrap();
+        let long = "x".repeat(UNIX_PAYLOAD / 2);
+        let lines = vec![
+            "a:1|g".to_owned(),
+            long.clone(),
+            long.clone(),
+            "b:2|c".to_owned(),
+        ];
+        sink.send(&lines).unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0; 2 * UNIX_PAYLOAD];
+        while let Ok(n) = rx.recv(&mut buf) {
+            got.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        assert_eq!(
+            got,
+            vec![format!("a:1|g\n{long}\n"), format!("{long}\nb:2|c\n")]
+        );
     }
 }

@@ -140,7 +140,8 @@ impl InstanceTask {
                 &collection,
                 Cycle { duration, skipped },
             );
-            self.sink.send(&lines(&report));
+            // A failure is logged by the sink and the lines dropped; the schedule goes on.
+            let _ = self.sink.send(&lines(&report));
             log_run(
                 &label,
                 method.name(),

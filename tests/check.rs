@@ -319,3 +319,27 @@ fn dd_env_sets_target_and_tags_and_send_sends() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn send_that_cannot_send_fails_and_says_why() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "dogstatsd: {{url: 'unix://{}'}}\ninstances:\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("nobody-here.socket").display(),
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "--send", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("DogStatsD lines (NOT sent: ")
+            && stdout(&out).contains("No such file or directory"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -24,6 +24,11 @@ fn enabled(test: &str) -> bool {
     if std::env::var_os("POSTFIX_E2E").is_some_and(|v| v == "1") {
         return true;
     }
+    // In CI a skipped end-to-end test would pass unseen: there it must fail.
+    assert!(
+        std::env::var_os("CI").is_none_or(|v| v != "true"),
+        "{test}: CI=true but POSTFIX_E2E is not 1: the real-Postfix tests must run in CI (.ci/run sets them up as root on Debian)"
+    );
     // Straight to stderr: libtest captures eprintln! of passing tests, and a skip must show.
     use std::io::Write;
     let _ = writeln!(

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # RPM has no purge: on erase, remove what %post created.
 if [ "$1" -eq 0 ]; then
     rm -f /etc/sudoers.d/postfix-dogstatsd

@@ -18,7 +18,7 @@ bash "$here/postfix-reset.sh" >/dev/null
 FILL_HOLD=0 FILL_EXPIRE=0 FILL_ACTIVE=0 FILL_INCOMING=0 FILL_MAILDROP=0 \
     bash "$here/fill-queues.sh" 1 >/dev/null
 q=$(pf_queue_dir)
-src=$(find "$q/deferred" -type f | head -n 1)
+src=$(find "$q/deferred" -type f -print -quit)
 [ -n "$src" ] || die "no deferred message to copy"
 id=$(basename "$src")
 pf_stop

@@ -78,7 +78,7 @@ wait_until $((30 + N / 20)) sh -c "[ \$(find $qdir/maildrop $qdir/incoming $qdir
 # --- 2. hold --------------------------------------------------------------------
 # Queue file names are queue IDs; take the first HOLD deferred ones.
 if [ "$HOLD" -gt 0 ]; then
-    find "$qdir/deferred" -type f -printf '%f\n' | sort | head -n "$HOLD" | postsuper -h - 2>/dev/null
+    find "$qdir/deferred" -type f -printf '%f\n' | sort | sed -n "1,${HOLD}p" | postsuper -h - 2>/dev/null
     wait_until 10 sh -c "[ \$(find $qdir/hold -type f | wc -l) -ge $((base_hold + HOLD)) ]" \
         || die "postsuper -h did not move $HOLD messages to hold"
 fi
@@ -111,8 +111,8 @@ fi
 
 # --- 5. forced expiry (mark '#'), now that no qmgr can bounce the message ------
 if [ "$EXPIRE" -gt 0 ]; then
-    find "$qdir/deferred" -type f -printf '%f\n' | sort | head -n "$EXPIRE" | postsuper -e - 2>/dev/null
-    [ "$HOLD" -eq 0 ] || find "$qdir/hold" -type f -printf '%f\n' | sort | head -n 1 | postsuper -e - 2>/dev/null
+    find "$qdir/deferred" -type f -printf '%f\n' | sort | sed -n "1,${EXPIRE}p" | postsuper -e - 2>/dev/null
+    [ "$HOLD" -eq 0 ] || find "$qdir/hold" -type f -printf '%f\n' | sort | sed -n 1p | postsuper -e - 2>/dev/null
 fi
 
 # --- 6. incoming: pickup still runs, qmgr does not --------------------------------

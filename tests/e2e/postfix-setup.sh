@@ -56,7 +56,7 @@ postfix postfix/protocols select ipv4
 EOF
     pkgs=()
     for p in postfix sudo socat; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || pkgs+=("$p")
     done
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
     command -v npm  >/dev/null 2>&1 || pkgs+=(npm)

@@ -140,7 +140,7 @@ setup() {
     pf_running || pf_start
 
     # 5. a non-root user can list the queue (multi_instance_directories).
-    postconf -h multi_instance_directories | tr ',' ' ' | tr -s ' ' '\n' | grep -qx "$CONF" \
+    postconf -h multi_instance_directories | tr ',' ' ' | tr -s ' ' '\n' | grep -x "$CONF" >/dev/null \
         || die "$CONF is not in multi_instance_directories"
     if id "$TEST_USER" >/dev/null 2>&1; then
         (cd / && runuser -u "$TEST_USER" -- postqueue -c "$CONF" -j >/dev/null) \

@@ -74,7 +74,7 @@ if [ ! -d "$recv/node_modules/statsd" ]; then
         || die "npm ci failed, see $run/npm-ci.log"
 fi
 
-answers() { STATSD_MGMT_PORT=$mgmt node "$here/statsd-query.js" health 2>/dev/null | grep -q '^health: up'; }
+answers() { STATSD_MGMT_PORT=$mgmt node "$here/statsd-query.js" health 2>/dev/null | grep '^health: up' >/dev/null; }
 
 if [ -f "$run/statsd.pid" ] && kill -0 "$(cat "$run/statsd.pid")" 2>/dev/null && answers; then
     : # already running

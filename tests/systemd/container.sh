@@ -47,7 +47,7 @@ ct_mirror() {
     local uri
     uri=$(grep -hoE '^(URIs: |deb )https?://[^ ]+/debian/?( |$)' \
         /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-        | head -n 1 | sed -E 's/^(URIs: |deb )//; s/ *$//')
+        | sed -n 1p | sed -E 's/^(URIs: |deb )//; s/ *$//')
     echo "${uri:-http://deb.debian.org/debian}"
 }
 

@@ -174,7 +174,7 @@ ct_sh 'systemctl reload postfix-dogstatsd' || fail "reload of a valid config fai
 journal_has "$t0" "Got notification message from PID $pid (RELOADING=1" \
     || fail "systemd never got RELOADING=1 from PID $pid"
 out=$(journal_since "$t0")
-grep -A1000 -F "from PID $pid (RELOADING=1" <<<"$out" | grep -qF "from PID $pid (READY=1" \
+grep -A1000 -F "from PID $pid (RELOADING=1" <<<"$out" | grep -F "from PID $pid (READY=1" >/dev/null \
     || fail "no READY=1 after RELOADING=1"
 ok "RELOADING=1 then READY=1 from PID $pid"
 expect_queues reload 20
@@ -290,13 +290,17 @@ instances:
   - {method: postqueue, min_collection_interval: 2, tags: ["ct_phase:upgrade"]}'
 restart
 pid=$(main_pid)
+# The admin took the privileges away on purpose: an upgrade must not give them back.
+ct_sh 'rm /etc/sudoers.d/postfix-dogstatsd && gpasswd -q -d postfix-dogstatsd postdrop'
 ct_sh "apt-get install -y -q --reinstall /root/$(basename "$deb")" >"$CT_DIR/apt-upgrade.log" 2>&1 \
     || { tail -n 20 "$CT_DIR/apt-upgrade.log" >&2; fail "reinstalling the .deb failed"; }
 grep -q '^# edited by the admin' "$CT_ROOT/etc/postfix-dogstatsd/config.yaml" || fail "the upgrade overwrote the edited config"
 if [ "$(unit_prop ActiveState)" != active ] || [ "$(main_pid)" = "$pid" ]; then
     fail "the service was not restarted by the upgrade (PID $pid -> $(main_pid), $(unit_prop ActiveState))"
 fi
-ok "edit kept; restarted (PID $pid -> $(main_pid))"
+[ ! -e "$CT_ROOT/etc/sudoers.d/postfix-dogstatsd" ] || fail "the upgrade put back the sudoers file the admin removed"
+! ct_sh 'id -nG postfix-dogstatsd | grep -qw postdrop' || fail "the upgrade put the user back in group postdrop"
+ok "edit kept; removed sudoers file and postdrop membership stay removed; restarted (PID $pid -> $(main_pid))"
 forget 'ct_phase=upgrade' 
 expect_queues upgrade 20
 
