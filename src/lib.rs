@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod discover;
 pub mod dogstatsd;
 pub mod exec;
+pub mod log;
 pub mod logging;
 pub mod metrics;
 pub mod paced;

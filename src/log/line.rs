@@ -1,0 +1,189 @@
+//! One log line taken apart: the syslog prefix (in any of its three forms), the identifier
+//! Postfix logs under, and the text. The timestamp is skipped, never trusted: BSD and
+//! `maillog_file` stamps have no year and no zone, and counts are made when lines are read.
+
+/// A Postfix log line, borrowed from the text it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    /// The identifier up to its last `/`: Postfix's `syslog_name` (`postfix`, `postfix-out`,
+    /// `postfix/submission`), which tells the Postfix instance.
+    pub syslog_name: &'a str,
+    /// The identifier after its last `/`: the program (`smtpd`, `smtp`, `qmgr`), whatever
+    /// service name master.cf runs it under.
+    pub program: &'a str,
+    /// The text after `ident[pid]: `.
+    pub text: &'a str,
+    /// How many times the line stands: more than 1 for rsyslog's
+    /// `message repeated N times: [ ... ]` (N copies of the text in brackets).
+    pub times: u32,
+}
+
+/// Why a line is not a Postfix line we can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("no syslog prefix (timestamp, host, identifier)")]
+    NoPrefix,
+    #[error("not from Postfix (the identifier has no `/`)")]
+    NotPostfix,
+}
+
+/// Takes a line of a syslog file or Postfix's own `maillog_file` apart:
+///
+/// - BSD: `Dec  1 18:24:05 host postfix/smtp[7424]: text` (day space-padded)
+/// - Postfix's `maillog_file`: `Dec 01 18:24:05 host postfix/smtp[7424]: text`
+/// - RFC 3339 (Debian's rsyslog): `2025-12-01T18:24:05.123456+01:00 host postfix/smtp[7424]: text`
+///
+/// Linear in the line's length, and it allocates nothing.
+pub fn parse(line: &str) -> Result<Line<'_>, LineError> {
+    let rest = skip_timestamp(line).ok_or(LineError::NoPrefix)?;
+    let (_host, rest) = rest.split_once(' ').ok_or(LineError::NoPrefix)?;
+    let (ident, text) = split_ident(rest).ok_or(LineError::NoPrefix)?;
+    from_parts(ident, text)
+}
+
+/// A line whose identifier and text come separately (the journal's `SYSLOG_IDENTIFIER` and
+/// `MESSAGE`).
+pub fn from_parts<'a>(ident: &'a str, text: &'a str) -> Result<Line<'a>, LineError> {
+    let (syslog_name, program) = ident.rsplit_once('/').ok_or(LineError::NotPostfix)?;
+    if syslog_name.is_empty() || program.is_empty() {
+        return Err(LineError::NotPostfix);
+    }
+    let (text, times) = unrepeat(text);
+    Ok(Line {
+        syslog_name,
+        program,
+        text,
+        times,
+    })
+}
+
+/// The rest of the line after the timestamp and the space that ends it.
+fn skip_timestamp(line: &str) -> Option<&str> {
+    let bytes = line.as_bytes();
+    if bytes.len() > 10 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
+        // RFC 3339: one token.
+        return line.split_once(' ').map(|(_, rest)| rest);
+    }
+    // `Mmm dd hh:mm:ss` or `Mmm  d hh:mm:ss`: a month, a day, a time.
+    let month = bytes.get(..3)?;
+    if !month.iter().all(u8::is_ascii_alphabetic) || bytes.get(3) != Some(&b' ') {
+        return None;
+    }
+    let rest = line[4..].trim_start_matches(' ');
+    let (day, rest) = rest.split_once(' ')?;
+    let (time, rest) = rest.split_once(' ')?;
+    let day_ok = !day.is_empty() && day.len() <= 2 && day.bytes().all(|b| b.is_ascii_digit());
+    let time_ok = time.len() == 8 && time.bytes().filter(|&b| b == b':').count() == 2;
+    (day_ok && time_ok).then_some(rest)
+}
+
+/// `ident[pid]: text` or `ident: text` into the identifier and the text.
+fn split_ident(rest: &str) -> Option<(&str, &str)> {
+    let (head, text) = rest.split_once(": ")?;
+    let ident = match head.split_once('[') {
+        Some((ident, pid)) => {
+            let digits = pid.strip_suffix(']')?;
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            ident
+        }
+        None => head,
+    };
+    (!ident.is_empty() && !ident.contains(' ')).then_some((ident, text))
+}
+
+/// rsyslog's repeat notice: `message repeated N times: [ text]` stands for N copies.
+fn unrepeat(text: &str) -> (&str, u32) {
+    let Some(rest) = text.strip_prefix("message repeated ") else {
+        return (text, 1);
+    };
+    let Some((n, rest)) = rest.split_once(" times: [") else {
+        return (text, 1);
+    };
+    match (n.parse::<u32>(), rest.strip_suffix(']')) {
+        (Ok(n), Some(inner)) if n > 0 => (inner.strip_prefix(' ').unwrap_or(inner), n),
+        _ => (text, 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Lines from a real Postfix 3.7.11 `maillog_file` (../shared/SPEC.md section 7.2), in
+    // each of the three prefixes.
+    const SMTP: &str = "postfix/smtp[7424]: 29A27B82EB: to=<bench@bench.invalid>, relay=none, delay=0.05, delays=0.02/0.03/0/0, dsn=4.4.1, status=deferred (connect to 127.0.0.1[127.0.0.1]:2: Connection refused)";
+
+    #[test]
+    fn three_prefixes_one_result() {
+        for prefix in [
+            "Dec 01 18:24:05 bench ",
+            "Dec  1 18:24:05 bench ",
+            "2025-12-01T18:24:05.123456+01:00 bench ",
+        ] {
+            let line = format!("{prefix}{SMTP}");
+            let got = parse(&line).unwrap();
+            assert_eq!(got.syslog_name, "postfix", "{prefix}");
+            assert_eq!(got.program, "smtp");
+            assert!(got.text.starts_with("29A27B82EB: to=<bench@bench.invalid>"));
+            assert_eq!(got.times, 1);
+        }
+    }
+
+    #[test]
+    fn identifier_last_component_is_the_program() {
+        let l = parse("Dec 01 10:00:00 h postfix/submission/smtpd[17749]: connect from x[1.2.3.4]")
+            .unwrap();
+        assert_eq!((l.syslog_name, l.program), ("postfix/submission", "smtpd"));
+        let l = parse("Dec 01 10:00:00 h postfix-out/qmgr[1]: ABC: removed").unwrap();
+        assert_eq!((l.syslog_name, l.program), ("postfix-out", "qmgr"));
+        // No pid: still an identifier.
+        let l = parse("Dec 01 10:00:00 h postfix/postlog: text").unwrap();
+        assert_eq!(l.program, "postlog");
+    }
+
+    #[test]
+    fn not_postfix_or_no_prefix() {
+        assert_eq!(
+            parse("Dec 01 10:00:00 h sshd[1]: Accepted"),
+            Err(LineError::NotPostfix)
+        );
+        assert_eq!(parse("garbage"), Err(LineError::NoPrefix));
+        assert_eq!(
+            parse("Dec 01 10:00 h postfix/smtp[1]: x"),
+            Err(LineError::NoPrefix)
+        );
+        assert_eq!(
+            parse("Dec 01 10:00:00 h postfix/smtp[x]: x"),
+            Err(LineError::NoPrefix)
+        );
+        assert_eq!(parse(""), Err(LineError::NoPrefix));
+        assert_eq!(from_parts("postfix/", "x"), Err(LineError::NotPostfix));
+    }
+
+    #[test]
+    fn rsyslog_repeats_count_n_times() {
+        let l = parse("Dec  1 18:24:05 bench postfix/smtpd[9]: message repeated 3 times: [ warning: hostname x does not resolve]").unwrap();
+        assert_eq!(
+            (l.text, l.times),
+            ("warning: hostname x does not resolve", 3)
+        );
+        // Not the notice's shape: the text as it is, once.
+        let l = parse("Dec  1 18:24:05 bench postfix/smtpd[9]: message repeated many times: [x]")
+            .unwrap();
+        assert_eq!(l.times, 1);
+    }
+
+    #[test]
+    fn multibyte_text_is_fine() {
+        for line in [
+            "Déc 01 10:00:00 h postfix/smtp[1]: é",
+            "é",
+            "2025-é",
+            "Dec 0é 10:00:00 h a/b: c",
+        ] {
+            let _ = parse(line);
+        }
+    }
+}
