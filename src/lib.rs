@@ -22,6 +22,7 @@ pub mod reason;
 pub mod schedule;
 pub mod snapshot;
 mod sys;
+pub mod tag;
 
 pub use sys::tune_allocator;
 
