@@ -7,7 +7,8 @@
 
 use std::path::PathBuf;
 
-use super::{find, postqueue, scan, showq, Collection, Limits, Method};
+use super::{find, postqueue, scan, showq, Collection, Method};
+use crate::exec::Limits;
 use crate::postconf;
 
 /// The standard queues the find fallback counts.

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{excerpt, Collection, Limits, LineSplitter, LineTooLong};
-use crate::exec::{self, Command, ExecError, Failure};
+use super::Collection;
+use crate::exec::{self, Command, ExecError, Failure, Limits};
+use crate::lines::{excerpt, LineSplitter, LineTooLong};
 use crate::postconf;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
 

@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{read_dir_level, Collection, Limits, WalkError};
+use super::Collection;
+use crate::exec::Limits;
 use crate::postconf;
+use crate::walk::{read_dir_level, WalkError};
 
 /// Threads sharing one scan at most.
 const SCAN_THREADS: usize = 4;

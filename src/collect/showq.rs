@@ -16,7 +16,8 @@ use std::sync::Arc;
 use tokio::net::UnixStream;
 
 use super::postqueue::{self, Format, JSON_QUEUES};
-use super::{Collection, Limits};
+use super::Collection;
+use crate::exec::Limits;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
 use crate::{paced, postconf};
 
