@@ -19,6 +19,7 @@ pub mod logging;
 pub mod metrics;
 pub mod paced;
 pub mod postconf;
+pub mod queue;
 pub mod reason;
 pub mod schedule;
 pub mod snapshot;
