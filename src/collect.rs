@@ -4,6 +4,7 @@
 
 pub mod auto;
 pub mod find;
+pub mod listing;
 pub mod postqueue;
 pub mod scan;
 pub mod showq;
