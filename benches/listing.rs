@@ -11,7 +11,7 @@
 use std::io::{BufWriter, Read, Write};
 use std::time::Instant;
 
-use postfix_dogstatsd::collect::postqueue::{Format, Parser};
+use postfix_dogstatsd::collect::listing::json::Parser;
 use postfix_dogstatsd::snapshot::ListingRules;
 
 const REASONS: [&str; 5] = [
@@ -89,7 +89,7 @@ fn main() {
         age_thresholds: vec![300, 3600, 14_400, 86_400, 259_200],
     };
     let started = Instant::now();
-    let mut parser = Parser::new(Format::Json, rules);
+    let mut parser = Parser::new(rules);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf).unwrap();

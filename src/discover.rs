@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::collect::{LineSplitter, LineTooLong};
 use crate::config::{Config, Instance, MethodConfig};
 use crate::exec::{self, Cancel, Command, Failure};
+use crate::lines::{LineSplitter, LineTooLong};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 

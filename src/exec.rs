@@ -33,6 +33,14 @@ const PIPE_SMALLEST: usize = 8 * 1024;
 /// A shutdown signal shared by every collection: `true` once the daemon stops.
 pub type Cancel = watch::Receiver<bool>;
 
+/// When a collection must be over, and whether the daemon is stopping: what every step of a
+/// collection that may block (a child, a socket, postconf) is bounded by.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub deadline: Instant,
+    pub cancel: Cancel,
+}
+
 /// A program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {

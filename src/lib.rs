@@ -3,7 +3,8 @@
 //! The data path, one module each:
 //! config -> schedule -> collect (one file per method) -> snapshot -> metrics -> dogstatsd,
 //! with `exec` the only place that starts a process, and `paced` reading what postqueue and
-//! showq write, one message at a time.
+//! showq write, one message at a time. Helpers below them all (`lines`, `walk`) import none of
+//! the stages, so nothing low in the stack reaches up into `collect`.
 
 pub mod check;
 pub mod cli;
@@ -13,16 +14,19 @@ pub mod daemon;
 pub mod discover;
 pub mod dogstatsd;
 pub mod exec;
+pub mod lines;
 pub mod log;
 pub mod logging;
 pub mod metrics;
 pub mod paced;
 pub mod postconf;
+pub mod queue;
 pub mod reason;
 pub mod schedule;
 pub mod snapshot;
 mod sys;
 pub mod tag;
+pub mod walk;
 
 pub use sys::tune_allocator;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::collect::Collection;
 use crate::config::Instance;
+use crate::queue;
 use crate::reason::Reason;
 
 pub const QUEUE_SIZE: &str = "postfix.queue.size";
@@ -127,7 +128,7 @@ pub fn report(
             gauge(QUEUE_OLDER_THAN, *n, tags(Some(format!("age:{label}"))));
         }
         // Reasons only mean something for mail that was tried: the deferred queue.
-        if q.queue == "deferred" {
+        if q.queue == queue::DEFERRED {
             for r in Reason::ALL {
                 let tag = format!("reason:{}", r.as_str());
                 gauge(RECIPIENTS_BY_REASON, l.reasons[r.index()], tags(Some(tag)));

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::collect::{Limits, LineSplitter, LineTooLong};
-use crate::exec::{self, Command, ExecError, Failure};
+use crate::exec::{self, Command, ExecError, Failure, Limits};
+use crate::lines::{LineSplitter, LineTooLong};
 
 const TTL: Duration = Duration::from_secs(3600);
 const NAMES: [&str; 3] = ["mail_version", "queue_directory", "showq_service_name"];

@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::collect::{auto, find, postqueue, scan, showq, Collection, Limits, Method};
+use crate::collect::{auto, find, postqueue, scan, showq, Collection, Method};
 use crate::config::{Config, Instance, MethodConfig};
 use crate::dogstatsd::{self, Sink};
-use crate::exec::Cancel;
+use crate::exec::{Cancel, Limits};
 use crate::metrics::{self, Cycle, Report};
 
 /// How often a failure that keeps repeating word for word is logged again at warn level.

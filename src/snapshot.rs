@@ -115,6 +115,26 @@ pub struct Recipient<'a> {
 }
 
 impl Snapshot {
+    /// `queues`, in that order, at 0: what a listing starts from, so that a queue it names but
+    /// finds empty is sent as 0 rather than left out.
+    pub fn empty(queues: &[&str]) -> Self {
+        let mut snapshot = Snapshot::default();
+        for queue in queues {
+            snapshot.add(queue, 0);
+        }
+        snapshot
+    }
+
+    /// `queues`, in that order, at 0 with an all-zero listing: what a listing that gives each
+    /// message's figures starts from.
+    pub fn listed(queues: &[&str], rules: &ListingRules) -> Self {
+        let mut snapshot = Snapshot::default();
+        for queue in queues {
+            snapshot.add_listed(queue, rules);
+        }
+        snapshot
+    }
+
     /// Adds `n` messages to `queue`, creating it at the end when it is new.
     pub fn add(&mut self, queue: &str, n: u64) {
         self.entry(queue).messages += n;

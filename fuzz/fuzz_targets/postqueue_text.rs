@@ -2,13 +2,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postfix_dogstatsd::collect::postqueue::{Format, Parser};
-use postfix_dogstatsd::snapshot::ListingRules;
+use postfix_dogstatsd::collect::listing::text::Parser;
 
 fuzz_target!(|data: &[u8]| {
     let split = data.first().map_or(0, |b| *b as usize % (data.len() + 1));
-    let rules = ListingRules { now: 1_800_000_000, age_thresholds: vec![300, 3600] };
-    let mut p = Parser::new(Format::Text, rules);
+    let mut p = Parser::new();
     if p.feed(&data[..split]).is_ok() && p.feed(&data[split..]).is_ok() {
         let _ = p.finish();
     }

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use postfix_dogstatsd::collect::showq::Parser;
+use postfix_dogstatsd::collect::listing::attr::Parser;
 use postfix_dogstatsd::snapshot::ListingRules;
 
 fuzz_target!(|data: &[u8]| {

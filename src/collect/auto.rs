@@ -7,11 +7,10 @@
 
 use std::path::PathBuf;
 
-use super::{find, postqueue, scan, showq, Collection, Limits, Method};
+use super::{find, postqueue, scan, showq, Collection, Method};
+use crate::exec::Limits;
 use crate::postconf;
-
-/// The standard queues the find fallback counts.
-const FIND_QUEUES: [&str; 5] = ["incoming", "active", "deferred", "hold", "maildrop"];
+use crate::queue::FIND_ORDER;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -107,7 +106,7 @@ impl Auto {
             let o = &self.options;
             out.push(Method::Find(find::Find::new(find::Options {
                 directory,
-                queues: FIND_QUEUES.iter().map(|q| q.to_string()).collect(),
+                queues: FIND_ORDER.iter().map(|q| q.to_string()).collect(),
                 user: o.postfix_user.clone(),
                 sudo: o.sudo.clone(),
                 find: o.find.clone(),

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{walk_files, Collection, Limits};
-use crate::exec::{self, Command, ExecError, Failure};
+use super::Collection;
+use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::sys;
+use crate::walk::walk_files;
 
 /// After sudo refuses a queue, wait this long before asking again, doubling up to the maximum:
 /// Debian's sudo mails root about each refusal, and that mail lands in the queue we count.

@@ -14,15 +14,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{read_dir_level, Collection, Limits, WalkError};
+use super::Collection;
+use crate::exec::Limits;
 use crate::postconf;
+use crate::queue::SCANNED;
+use crate::walk::{read_dir_level, WalkError};
 
 /// Threads sharing one scan at most.
 const SCAN_THREADS: usize = 4;
-/// The queues, in the order the gauges are sent: the Datadog check's first.
-pub const QUEUES: [&str; 6] = [
-    "active", "hold", "deferred", "incoming", "maildrop", "corrupt",
-];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -91,8 +90,8 @@ impl Scan {
             },
         };
         let walk = tokio::task::spawn_blocking(move || {
-            let results = scan_queues(&dir, &QUEUES);
-            QUEUES.into_iter().zip(results)
+            let results = scan_queues(&dir, &SCANNED);
+            SCANNED.into_iter().zip(results)
         });
         let mut cancel = limits.cancel.clone();
         let results = tokio::select! {

@@ -1,0 +1,72 @@
+//! Walking a queue directory: every regular file below a root, without following symbolic
+//! links, skipping what vanishes while we look. Below every method that reads directories
+//! (find's walk, scan), so none of them reaches into another for it.
+
+use std::fs::{self, DirEntry};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
+const MAX_DEPTH: usize = 32;
+
+/// A directory that could not be read, or a file `visit` failed on: the path and why.
+pub type WalkError = (PathBuf, io::Error);
+
+/// Calls `visit` for every regular file below `root`, recursively, without following symbolic
+/// links. A file or directory that vanishes while we look (a message being delivered) is
+/// skipped; any other error, from the walk or from `visit`, stops it.
+pub fn walk_files(
+    root: &Path,
+    mut visit: impl FnMut(&DirEntry) -> io::Result<()>,
+) -> Result<(), WalkError> {
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        read_dir_level(&dir, depth, &mut stack, &mut visit)?;
+    }
+    Ok(())
+}
+
+/// One directory of a walk: `visit` for each regular file, each subdirectory pushed onto
+/// `subdirs` with its depth. The walk's root (depth 0) must exist; below it, what vanishes
+/// while we look is skipped.
+pub fn read_dir_level(
+    dir: &Path,
+    depth: usize,
+    subdirs: &mut Vec<(PathBuf, usize)>,
+    visit: &mut impl FnMut(&DirEntry) -> io::Result<()>,
+) -> Result<(), WalkError> {
+    use io::ErrorKind::NotFound;
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == NotFound && depth > 0 => return Ok(()),
+        Err(e) => return Err((dir.to_path_buf(), e)),
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((dir.to_path_buf(), e)),
+        };
+        let kind = match entry.file_type() {
+            Ok(kind) => kind,
+            Err(e) if e.kind() == NotFound => continue,
+            Err(e) => return Err((entry.path(), e)),
+        };
+        if kind.is_file() {
+            match visit(&entry) {
+                Ok(()) => {}
+                Err(e) if e.kind() == NotFound => {}
+                Err(e) => return Err((entry.path(), e)),
+            }
+        } else if kind.is_dir() {
+            if depth + 1 >= MAX_DEPTH {
+                return Err((
+                    entry.path(),
+                    io::Error::other(format!("deeper than {MAX_DEPTH} levels")),
+                ));
+            }
+            subdirs.push((entry.path(), depth + 1));
+        }
+    }
+    Ok(())
+}
