@@ -20,6 +20,7 @@ pub mod postconf;
 pub mod reason;
 pub mod schedule;
 pub mod snapshot;
+pub mod spelling;
 mod sys;
 
 pub use sys::tune_allocator;

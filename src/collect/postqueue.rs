@@ -11,7 +11,9 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{excerpt, Collection, Limits, LineSplitter, LineTooLong};
+use super::{
+    excerpt, Collection, InstanceSettings, Limits, LineSplitter, LineTooLong, Need, Reads,
+};
 use crate::exec::{self, Command, ExecError, Failure};
 use crate::postconf;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
@@ -35,6 +37,25 @@ pub struct Options {
     pub postconf: PathBuf,
     /// Age thresholds in seconds for `postfix.queue.older_than`.
     pub age_thresholds: Vec<u64>,
+}
+
+/// Postqueue lists every queue of the Postfix instance it asks.
+pub const READS: Reads = Reads {
+    config_directory: true,
+    queue_directory: Need::No,
+    queues: false,
+    lists_messages: true,
+};
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postqueue: s.commands.postqueue.clone(),
+            postconf: s.commands.postconf.clone(),
+            age_thresholds: s.age_thresholds.clone(),
+        }
+    }
 }
 
 /// The listing format, decided once per instance from the Postfix version.

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{read_dir_level, Collection, Limits, WalkError};
+use super::{read_dir_level, Collection, InstanceSettings, Limits, Need, Reads, WalkError};
 use crate::postconf;
 
 /// Threads sharing one scan at most.
@@ -30,6 +30,24 @@ pub struct Options {
     pub postconf: PathBuf,
     /// The queue directory; when `None` it is read with postconf (hourly).
     pub queue_directory: Option<PathBuf>,
+}
+
+/// Scan walks every queue under the queue directory: `directory`, or postconf's.
+pub const READS: Reads = Reads {
+    config_directory: true,
+    queue_directory: Need::Optional,
+    queues: false,
+    lists_messages: false,
+};
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postconf: s.commands.postconf.clone(),
+            queue_directory: s.queue_directory.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tokio::net::UnixStream;
 
 use super::postqueue::{self, Format, JSON_QUEUES};
-use super::{Collection, Limits};
+use super::{Collection, InstanceSettings, Limits, Need, Reads};
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
 use crate::{paced, postconf};
 
@@ -38,6 +38,24 @@ pub struct Options {
     pub config_directory: PathBuf,
     pub postconf: PathBuf,
     pub age_thresholds: Vec<u64>,
+}
+
+/// Showq lists every queue; the socket's place comes from postconf.
+pub const READS: Reads = Reads {
+    config_directory: true,
+    queue_directory: Need::No,
+    queues: false,
+    lists_messages: true,
+};
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postconf: s.commands.postconf.clone(),
+            age_thresholds: s.age_thresholds.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
