@@ -157,6 +157,17 @@ pub struct Reads {
     pub lists_messages: bool,
 }
 
+impl Reads {
+    /// A method that lists every queue's messages, asking the Postfix instance of
+    /// `config_directory` (postqueue, showq).
+    pub const LISTING: Reads = Reads {
+        config_directory: true,
+        queue_directory: Need::No,
+        queues: false,
+        lists_messages: true,
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Need {
     No,

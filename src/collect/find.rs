@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{walk_files, Collection, InstanceSettings, Limits, Need, Reads};
+use super::{walk_files, Collection, Limits};
+use super::{InstanceSettings, Need, Reads};
 use crate::exec::{self, Command, ExecError, Failure};
 use crate::sys;
 

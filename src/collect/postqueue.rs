@@ -11,9 +11,8 @@ use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use super::{
-    excerpt, Collection, InstanceSettings, Limits, LineSplitter, LineTooLong, Need, Reads,
-};
+use super::{excerpt, Collection, Limits, LineSplitter, LineTooLong};
+use super::{InstanceSettings, Reads};
 use crate::exec::{self, Command, ExecError, Failure};
 use crate::postconf;
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
@@ -40,12 +39,7 @@ pub struct Options {
 }
 
 /// Postqueue lists every queue of the Postfix instance it asks.
-pub const READS: Reads = Reads {
-    config_directory: true,
-    queue_directory: Need::No,
-    queues: false,
-    lists_messages: true,
-};
+pub const READS: Reads = Reads::LISTING;
 
 impl From<&InstanceSettings> for Options {
     fn from(s: &InstanceSettings) -> Options {

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::{read_dir_level, Collection, InstanceSettings, Limits, Need, Reads, WalkError};
+use super::{read_dir_level, Collection, Limits, WalkError};
+use super::{InstanceSettings, Need, Reads};
 use crate::postconf;
 
 /// Threads sharing one scan at most.

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use tokio::net::UnixStream;
 
 use super::postqueue::{self, Format, JSON_QUEUES};
-use super::{Collection, InstanceSettings, Limits, Need, Reads};
+use super::{Collection, Limits};
+use super::{InstanceSettings, Reads};
 use crate::snapshot::{ListingRules, Recipient, Snapshot};
 use crate::{paced, postconf};
 
@@ -41,12 +42,7 @@ pub struct Options {
 }
 
 /// Showq lists every queue; the socket's place comes from postconf.
-pub const READS: Reads = Reads {
-    config_directory: true,
-    queue_directory: Need::No,
-    queues: false,
-    lists_messages: true,
-};
+pub const READS: Reads = Reads::LISTING;
 
 impl From<&InstanceSettings> for Options {
     fn from(s: &InstanceSettings) -> Options {
