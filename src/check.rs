@@ -6,11 +6,10 @@ use std::io::Write as _;
 
 use tokio::sync::watch;
 
-use crate::collect::Collection;
-use crate::config::{Config, Instance, MethodConfig};
-use crate::dogstatsd::{Sink, SinkError};
+use crate::collect::{self, Collection, Method};
+use crate::config::{Config, Instance};
+use crate::dogstatsd::{self, Sink, SinkError};
 use crate::metrics::{self, Cycle, Status};
-use crate::schedule;
 
 /// Runs the check and prints it; `Ok(true)` when every instance collected without error.
 pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
@@ -25,9 +24,9 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
     for instance in config.instances.clone() {
         let cancel = cancel.clone();
         tasks.push(tokio::spawn(async move {
-            let mut method = schedule::method_for(&instance.method);
+            let mut method = Method::new(&instance.method);
             let (collection, duration) =
-                schedule::collect_once(&instance, &mut method, &cancel).await;
+                collect::collect_once(&mut method, instance.timeout, &cancel).await;
             (instance, collection, duration)
         }));
     }
@@ -56,7 +55,7 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
             report.check.status,
             duration.as_secs_f64(),
         );
-        lines.extend(schedule::lines(&report));
+        lines.extend(dogstatsd::report_lines(&report));
     }
     let mut text = format!(
         "config: {}\ntarget: {}\n\n{table}\n",
@@ -107,10 +106,7 @@ fn write_instance(
     };
     let _ = writeln!(out, "{}: {status} ({how}, {secs:.3} s)", instance.label());
     // Every queue the instance asked for gets a row: a number, or "error" when it was not read.
-    let wanted: Vec<&str> = match &instance.method {
-        MethodConfig::Find(o) => o.queues.iter().map(String::as_str).collect(),
-        _ => c.snapshot.queues.iter().map(|q| q.queue.as_str()).collect(),
-    };
+    let wanted = c.queue_names();
     let listed = c.snapshot.queues.iter().any(|q| q.listing.is_some());
     if !wanted.is_empty() {
         let _ = write!(out, "  {:<10} {:>10}", "QUEUE", "MESSAGES");

@@ -4,15 +4,18 @@
 //! is reported at once with its YAML path, where serde would stop at the first.
 
 mod env;
+mod instance;
+mod rules;
 mod validate;
+mod yaml;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use env::EnvTarget;
+pub use env::{DatadogEnv, UrlError};
 
-use crate::collect::{auto, find, postqueue, scan, showq};
+pub use crate::collect::{Commands, MethodConfig};
 
 /// Where the packaged config lives.
 pub const DEFAULT_PATH: &str = "/etc/postfix-dogstatsd/config.yaml";
@@ -36,28 +39,6 @@ pub const DEFAULT_CONFIG_DIRECTORY: &str = "/etc/postfix";
 /// 5m, 1h, 4h, 1d, 3d.
 pub const DEFAULT_AGE_THRESHOLDS: [u64; 5] = [300, 3600, 14_400, 86_400, 259_200];
 pub const DEFAULT_TOP_DOMAINS: usize = 10;
-
-/// Default paths of the commands the methods run (`commands:` overrides them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Commands {
-    pub postqueue: PathBuf,
-    pub postconf: PathBuf,
-    pub sudo: PathBuf,
-    pub find: PathBuf,
-    pub postmulti: PathBuf,
-}
-
-impl Default for Commands {
-    fn default() -> Self {
-        Commands {
-            postqueue: "/usr/sbin/postqueue".into(),
-            postconf: "/usr/sbin/postconf".into(),
-            sudo: "/usr/bin/sudo".into(),
-            find: "/usr/bin/find".into(),
-            postmulti: "/usr/sbin/postmulti".into(),
-        }
-    }
-}
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -92,8 +73,8 @@ impl fmt::Display for Target {
 /// One entry of `instances:`.
 #[derive(Debug, Clone)]
 pub struct Instance {
-    /// `instances[N]`, for messages.
-    pub path: String,
+    /// Where it is in the file (`instances[N]`), for messages.
+    pub yaml_path: String,
     pub method: MethodConfig,
     pub interval: Duration,
     pub timeout: Duration,
@@ -121,47 +102,10 @@ impl Instance {
     pub fn label(&self) -> String {
         format!(
             "{} ({} {})",
-            self.path,
+            self.yaml_path,
             self.method.name(),
             self.instance_tag
         )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MethodConfig {
-    Find(find::Options),
-    Postqueue(postqueue::Options),
-    Showq(showq::Options),
-    Scan(scan::Options),
-    Auto(auto::Options),
-    /// An instance that cannot run (its discovery failed): every run reports why.
-    Unavailable(String),
-}
-
-impl MethodConfig {
-    pub fn name(&self) -> &'static str {
-        match self {
-            MethodConfig::Find(_) => "find",
-            MethodConfig::Postqueue(_) => "postqueue",
-            MethodConfig::Showq(_) => "showq",
-            MethodConfig::Scan(_) => "scan",
-            MethodConfig::Auto(_) => "auto",
-            MethodConfig::Unavailable(_) => "unavailable",
-        }
-    }
-
-    /// The same method for another Postfix instance (discovery).
-    pub fn with_config_directory(&self, dir: &std::path::Path) -> MethodConfig {
-        let mut m = self.clone();
-        match &mut m {
-            MethodConfig::Postqueue(o) => o.config_directory = dir.to_owned(),
-            MethodConfig::Showq(o) => o.config_directory = dir.to_owned(),
-            MethodConfig::Scan(o) => o.config_directory = dir.to_owned(),
-            MethodConfig::Auto(o) => o.config_directory = dir.to_owned(),
-            MethodConfig::Find(_) | MethodConfig::Unavailable(_) => {}
-        }
-        m
     }
 }
 
@@ -235,7 +179,7 @@ pub enum Source {
 }
 
 /// Reads, parses and validates the config, then applies the `DD_*` environment.
-pub fn load(source: &Source, env: &EnvTarget) -> Result<Config, ConfigErrors> {
+pub fn load(source: &Source, env: &DatadogEnv) -> Result<Config, ConfigErrors> {
     let (name, text) = match source {
         Source::Explicit(path) => (path.display().to_string(), read(path)?),
         Source::Default => match std::fs::metadata(DEFAULT_PATH) {
@@ -250,7 +194,7 @@ pub fn load(source: &Source, env: &EnvTarget) -> Result<Config, ConfigErrors> {
 }
 
 /// Parses and validates config text; `name` says where it came from in messages.
-pub fn parse(name: &str, text: &str, env: &EnvTarget) -> Result<Config, ConfigErrors> {
+pub fn parse(name: &str, text: &str, env: &DatadogEnv) -> Result<Config, ConfigErrors> {
     let fail = |errors| ConfigErrors {
         source: name.to_owned(),
         errors,

@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::{self, Config, ConfigErrors, EnvTarget, Source};
+use crate::config::{self, Config, ConfigErrors, DatadogEnv, Source};
 use crate::discover;
 use crate::dogstatsd::{Sink, SinkError};
 use crate::schedule::Generation;
@@ -30,7 +30,7 @@ pub enum Fatal {
     Signal(#[source] std::io::Error),
 }
 
-pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
+pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
     // Before anything else: SIGHUP's default action would end the process.
     let mut hup = signal(SignalKind::hangup()).map_err(Fatal::Signal)?;
     let mut term = signal(SignalKind::terminate()).map_err(Fatal::Signal)?;
@@ -97,7 +97,7 @@ pub async fn run(source: Source, env: EnvTarget) -> Result<(), Fatal> {
 
 async fn reload(
     source: &Source,
-    env: &EnvTarget,
+    env: &DatadogEnv,
     cancel: &crate::exec::Cancel,
 ) -> Result<(Arc<Config>, Sink), Fatal> {
     let config = config::load(source, env).map_err(Fatal::Config)?;

@@ -11,10 +11,44 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::{Config, Instance, MethodConfig};
-use crate::exec::{self, Cancel, Command, Failure};
+use crate::exec::{self, Cancel, Command, ExecError, Failure};
 use crate::lines::{LineSplitter, LineTooLong};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why discovery found no instance to collect.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    #[error("`{command}`: {source}")]
+    Output {
+        command: String,
+        #[source]
+        source: LineTooLong,
+    },
+    #[error("`{command}` failed with {status}: {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error("`{command}`: {source}")]
+    Line {
+        command: String,
+        #[source]
+        source: BadLine,
+    },
+    #[error("`{command}` listed no Postfix instance")]
+    NoInstance { command: String },
+}
+
+/// A line of `postmulti -l` that is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a postmulti -l line: {line:?}")]
+pub struct BadLine {
+    pub line: String,
+}
 
 /// One line of `postmulti -l`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,15 +71,16 @@ pub async fn expand(mut config: Config, cancel: &Cancel) -> Config {
             Ok(found) => {
                 let enabled: Vec<&PostfixInstance> = found.iter().filter(|p| p.enabled).collect();
                 tracing::info!(
-                    instance = %instance.path,
+                    instance = %instance.yaml_path,
                     found = found.len(),
                     enabled = enabled.len(),
                     "postmulti: Postfix instances discovered"
                 );
                 out.extend(enabled.into_iter().map(|p| derive(&instance, p)));
             }
-            Err(message) => {
-                tracing::error!(instance = %instance.path, "postmulti discovery failed: {message}");
+            Err(e) => {
+                let message = crate::error_chain(&e);
+                tracing::error!(instance = %instance.yaml_path, "postmulti discovery failed: {message}");
                 out.push(Instance {
                     method: MethodConfig::Unavailable(format!(
                         "discovery with postmulti failed: {message}"
@@ -69,7 +104,7 @@ fn derive(template: &Instance, p: &PostfixInstance) -> Instance {
     let mut tags = template.tags.clone();
     tags.push(format!("postfix_instance:{name}"));
     Instance {
-        path: format!("{} postfix_instance {name}", template.path),
+        yaml_path: format!("{} postfix_instance {name}", template.yaml_path),
         method: template.method.with_config_directory(&p.config_directory),
         instance_tag: p.config_directory.display().to_string(),
         tags,
@@ -78,7 +113,7 @@ fn derive(template: &Instance, p: &PostfixInstance) -> Instance {
     }
 }
 
-async fn list(postmulti: &Path, cancel: &Cancel) -> Result<Vec<PostfixInstance>, String> {
+async fn list(postmulti: &Path, cancel: &Cancel) -> Result<Vec<PostfixInstance>, Error> {
     let cmd = Command::new(postmulti, ["-l"]);
     let mut lines = LineSplitter::new(64 * 1024);
     let mut found = Vec::new();
@@ -98,28 +133,36 @@ async fn list(postmulti: &Path, cancel: &Cancel) -> Result<Vec<PostfixInstance>,
     })
     .await
     .map_err(|f| match f {
-        Failure::Exec(e) => crate::error_chain(&e),
-        Failure::Output(e) => format!("`{cmd}`: {e}"),
+        Failure::Exec(e) => Error::Exec(e),
+        Failure::Output(source) => Error::Output {
+            command: cmd.to_string(),
+            source,
+        },
     })?;
     let _ = lines.finish(&mut each);
     if !finished.status.success() {
-        return Err(format!(
-            "`{cmd}` failed with {}: {}",
-            finished.describe_status(),
-            finished.stderr
-        ));
+        return Err(Error::Failed {
+            command: cmd.to_string(),
+            status: finished.describe_status(),
+            stderr: finished.stderr,
+        });
     }
-    if let Some(e) = bad {
-        return Err(format!("`{cmd}`: {e}"));
+    if let Some(source) = bad {
+        return Err(Error::Line {
+            command: cmd.to_string(),
+            source,
+        });
     }
     if found.is_empty() {
-        return Err(format!("`{cmd}` listed no Postfix instance"));
+        return Err(Error::NoInstance {
+            command: cmd.to_string(),
+        });
     }
     Ok(found)
 }
 
 /// `name group enabled config_directory`, e.g. `postfix-out  mta  y  /etc/postfix-out`.
-pub fn parse_line(line: &str) -> Result<Option<PostfixInstance>, String> {
+pub fn parse_line(line: &str) -> Result<Option<PostfixInstance>, BadLine> {
     let fields: Vec<&str> = line.split_whitespace().collect();
     match fields.as_slice() {
         [] => Ok(None),
@@ -131,7 +174,9 @@ pub fn parse_line(line: &str) -> Result<Option<PostfixInstance>, String> {
                 config_directory: PathBuf::from(dir),
             }))
         }
-        _ => Err(format!("not a postmulti -l line: {line:?}")),
+        _ => Err(BadLine {
+            line: line.to_owned(),
+        }),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Target;
-use crate::metrics::{Kind, Sample, ServiceCheck, Value};
+use crate::metrics::{Kind, Report, Sample, ServiceCheck, Value};
 
 /// No IP fragmentation on a 1500-byte MTU path.
 pub const UDP_PAYLOAD: usize = 1432;
@@ -24,6 +24,16 @@ const MAX_MESSAGE: usize = 1000;
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// `name:value|type|#tag,tag`
+/// The lines one report sends, metrics first, then the service check.
+pub fn report_lines(report: &Report) -> Vec<String> {
+    report
+        .samples
+        .iter()
+        .map(metric_line)
+        .chain(std::iter::once(service_check_line(&report.check)))
+        .collect()
+}
+
 pub fn metric_line(s: &Sample) -> String {
     let mut line = String::with_capacity(64);
     let _ = write!(line, "{}:", s.name);

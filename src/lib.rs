@@ -24,6 +24,7 @@ pub mod queue;
 pub mod reason;
 pub mod schedule;
 pub mod snapshot;
+pub mod spelling;
 mod sys;
 pub mod tag;
 pub mod walk;

@@ -5,9 +5,24 @@ use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
-pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("--log-level {level:?}")]
+    Level {
+        level: String,
+        #[source]
+        source: tracing_subscriber::filter::ParseError,
+    },
+    #[error("cannot start logging")]
+    Init(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), Error> {
     let filter = match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| format!("--log-level {l:?}: {e}"))?,
+        Some(l) => EnvFilter::try_new(l).map_err(|source| Error::Level {
+            level: l.to_owned(),
+            source,
+        })?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
@@ -20,5 +35,5 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), String> {
         (LogFormat::Text, true) => builder.without_time().with_ansi(false).try_init(),
         (LogFormat::Text, false) => builder.with_ansi(false).try_init(),
     };
-    result.map_err(|e| e.to_string())
+    result.map_err(Error::Init)
 }

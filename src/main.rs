@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use postfix_dogstatsd::cli::{Cli, Command};
-use postfix_dogstatsd::config::{self, EnvTarget, Source};
+use postfix_dogstatsd::config::{self, DatadogEnv, Source};
 use postfix_dogstatsd::{check, daemon, error_chain, logging};
 
 /// Exit codes: 0 fine, 1 a collection failed (check) or the daemon could not run, 2 bad command
@@ -17,14 +17,14 @@ fn main() -> ExitCode {
     postfix_dogstatsd::tune_allocator();
     let cli = Cli::parse();
     if let Err(e) = logging::init(cli.log_format, cli.log_level.as_deref()) {
-        eprintln!("postfix-dogstatsd: {e}");
+        eprintln!("postfix-dogstatsd: {}", error_chain(&e));
         return ExitCode::from(2);
     }
     let source = match cli.config {
         Some(path) => Source::Explicit(path),
         None => Source::Default,
     };
-    let env = EnvTarget::from_process();
+    let env = DatadogEnv::from_process();
     match cli.command.unwrap_or(Command::Run) {
         Command::Validate => match config::load(&source, &env) {
             Ok(config) => {

@@ -10,68 +10,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::collect::{auto, find, postqueue, scan, showq, Collection, Method};
-use crate::config::{Config, Instance, MethodConfig};
+use crate::collect::{self, Collection, Method};
+use crate::config::Config;
 use crate::dogstatsd::{self, Sink};
-use crate::exec::{Cancel, Limits};
-use crate::metrics::{self, Cycle, Report};
+use crate::exec::Cancel;
+use crate::metrics::{self, Cycle};
 
 /// How often a failure that keeps repeating word for word is logged again at warn level.
 const REPEAT_WARN_EVERY: Duration = Duration::from_secs(600);
-/// Beyond the instance timeout, what a run may take to kill its children before the scheduler
-/// gives up on it (the process-group kill in `exec` waits 2 s between SIGTERM and SIGKILL).
-const KILL_SLACK: Duration = Duration::from_secs(5);
-
-pub fn method_for(config: &MethodConfig) -> Method {
-    match config {
-        MethodConfig::Find(o) => Method::Find(find::Find::new(o.clone())),
-        MethodConfig::Postqueue(o) => Method::Postqueue(postqueue::Postqueue::new(o.clone())),
-        MethodConfig::Showq(o) => Method::Showq(showq::Showq::new(o.clone())),
-        MethodConfig::Scan(o) => Method::Scan(scan::Scan::new(o.clone())),
-        MethodConfig::Auto(o) => Method::Auto(auto::Auto::new(o.clone())),
-        MethodConfig::Unavailable(why) => Method::Unavailable(why.clone()),
-    }
-}
-
-/// One run of one instance, bounded by its timeout (and, should a method ignore that, by a
-/// last-resort timeout that drops the run, which kills its process group).
-pub async fn collect_once(
-    instance: &Instance,
-    method: &mut Method,
-    cancel: &Cancel,
-) -> (Collection, Duration) {
-    let started = Instant::now();
-    let limits = Limits {
-        deadline: started + instance.timeout,
-        cancel: cancel.clone(),
-    };
-    let collection =
-        match tokio::time::timeout(instance.timeout + KILL_SLACK, method.collect(&limits)).await {
-            Ok(c) => c,
-            Err(_) => Collection {
-                errors: vec![crate::exec::ExecError::Timeout {
-                    command: format!("{} collection", method.name()),
-                    after: instance.timeout,
-                }
-                .into()],
-                ..Collection::default()
-            },
-        };
-    (collection, started.elapsed())
-}
-
-/// The lines one report sends, metrics first, then the service check.
-pub fn lines(report: &Report) -> Vec<String> {
-    report
-        .samples
-        .iter()
-        .map(dogstatsd::metric_line)
-        .chain(std::iter::once(dogstatsd::service_check_line(
-            &report.check,
-        )))
-        .collect()
-}
-
 /// A set of instance tasks started from one config; a reload starts a new one and retires this.
 #[derive(Debug)]
 pub struct Generation {
@@ -116,7 +62,7 @@ struct InstanceTask {
 impl InstanceTask {
     async fn run(mut self) {
         let instance = &self.config.instances[self.index];
-        let mut method = method_for(&instance.method);
+        let mut method = Method::new(&instance.method);
         let mut ticker = tokio::time::interval(instance.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut last_failure: Option<(String, Instant)> = None;
@@ -128,7 +74,8 @@ impl InstanceTask {
                 _ = self.cancel.wait_for(|c| *c) => break,
                 _ = ticker.tick() => {}
             }
-            let (collection, duration) = collect_once(instance, &mut method, &self.cancel).await;
+            let (collection, duration) =
+                collect::collect_once(&mut method, instance.timeout, &self.cancel).await;
             if *self.cancel.borrow() {
                 break; // shutting down: this run was cut short, its result means nothing
             }
@@ -141,7 +88,7 @@ impl InstanceTask {
                 Cycle { duration, skipped },
             );
             // A failure is logged by the sink and the lines dropped; the schedule goes on.
-            let _ = self.sink.send(&lines(&report));
+            let _ = self.sink.send(&dogstatsd::report_lines(&report));
             log_run(
                 &label,
                 method.name(),

@@ -97,3 +97,33 @@ fn usage_errors_exit_2_and_help_shows_defaults() {
         assert!(help.contains(want), "--help lacks {want}:\n{help}");
     }
 }
+
+#[test]
+fn directory_is_the_queue_directory_for_every_method_that_reads_it() {
+    // Datadog's `directory` is `postconf -h queue_directory`: adding `method: scan` or
+    // `method: auto` to a find config keeps it.
+    let s = Scratch::new();
+    for method in ["scan", "auto"] {
+        let config = s.config(&format!(
+            "instances:\n  - {{method: {method}, directory: /var/spool/postfix}}\n"
+        ));
+        let out = run(&["validate", "-c", config.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "{method}: {}", stderr(&out));
+    }
+    // `queue_directory` is another name for it: the same value twice is fine, two are not.
+    let config = s.config(
+        "instances:\n  - {method: scan, directory: /var/spool/postfix, queue_directory: /var/spool/postfix/}\n  - {method: find, queue_directory: /var/spool/postfix, queues: [deferred]}\n",
+    );
+    let out = run(&["validate", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let config = s.config(
+        "instances:\n  - {method: auto, directory: /var/spool/postfix, queue_directory: /srv/spool}\n",
+    );
+    let out = run(&["validate", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        stderr(&out).contains("instances[0].queue_directory: `directory` already says the queue directory is /var/spool/postfix"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -192,6 +192,30 @@ fn scan_counts_finished_files_and_bytes_in_every_queue() {
 }
 
 #[test]
+fn scan_walks_datadogs_directory_without_asking_postconf() {
+    let s = Scratch::new();
+    // A Postfix whose postconf fails: scan must not need it when `directory` is given.
+    s.postfix("pf", "down", None, None);
+    let spool = s.path("spool");
+    queue_file(&spool, "deferred/A/A1", 0o700, 300);
+    queue_file(&spool, "active/C1", 0o700, 10);
+    for q in ["hold", "incoming", "maildrop", "corrupt"] {
+        std::fs::create_dir_all(spool.join(q)).unwrap();
+    }
+    let config = s.config(&format!(
+        "instances:\n  - {{method: scan, config_directory: {}, directory: {}}}\n",
+        s.path("pf").display(),
+        spool.display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let all = lines(&out);
+    assert_eq!(gauge(&all, "postfix.queue.size", "deferred"), Some(1));
+    assert_eq!(gauge(&all, "postfix.queue.bytes", "deferred"), Some(300));
+    assert_eq!(gauge(&all, "postfix.queue.size", "active"), Some(1));
+}
+
+#[test]
 fn auto_takes_the_least_privileged_method_that_works_and_says_why() {
     let s = Scratch::new();
     // No showq socket; postqueue works.

@@ -5,38 +5,55 @@
 //! shown by `check`. If every method fails, all their errors are reported and the choice is
 //! made again at the next run.
 
-use std::path::PathBuf;
-
-use super::{find, postqueue, scan, showq, Collection, Method};
+use super::{Collection, InstanceSettings, Method, MethodConfig, MethodKind, Need, Reads};
 use crate::exec::Limits;
 use crate::postconf;
 use crate::queue::FIND_ORDER;
 
+/// The methods auto tries, least privilege first.
+pub const ORDER: [MethodKind; 4] = [
+    MethodKind::Showq,
+    MethodKind::Postqueue,
+    MethodKind::Scan,
+    MethodKind::Find,
+];
+
+/// Auto reads what the methods it tries read, except find's `queues` (it counts the standard
+/// ones).
+pub const READS: Reads = Reads {
+    config_directory: true,
+    queue_directory: Need::Optional,
+    queues: false,
+    lists_messages: true,
+};
+
+/// Auto passes the instance's settings on to the method it tries.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Options {
-    pub config_directory: PathBuf,
-    pub postqueue: PathBuf,
-    pub postconf: PathBuf,
-    pub sudo: PathBuf,
-    pub find: PathBuf,
-    pub postfix_user: String,
-    pub queue_directory: Option<PathBuf>,
-    pub age_thresholds: Vec<u64>,
+pub struct Options(pub InstanceSettings);
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options(s.clone())
+    }
 }
+
+/// Auto's own failures are those of the methods it tried; it has none of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {}
 
 #[derive(Debug)]
 pub struct Auto {
-    options: Options,
+    settings: InstanceSettings,
     /// The method in use and why, once one worked.
     chosen: Option<(Box<Method>, String)>,
     postconf: postconf::Cache,
 }
 
 impl Auto {
-    pub fn new(options: Options) -> Self {
+    pub fn new(Options(settings): Options) -> Self {
         Auto {
-            postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
-            options,
+            postconf: postconf::Cache::new(&settings.commands.postconf, &settings.config_directory),
+            settings,
             chosen: None,
         }
     }
@@ -72,45 +89,22 @@ impl Auto {
         }
     }
 
-    /// The methods to try, least privilege first.
+    /// The methods to try, in `ORDER`. A method that needs the queue directory (find) gets
+    /// postconf's when `directory` is not given, and is left out when postconf cannot say.
     async fn candidates(&mut self, limits: &Limits) -> Vec<Method> {
-        let o = &self.options;
-        let mut out = vec![
-            Method::Showq(showq::Showq::new(showq::Options {
-                config_directory: o.config_directory.clone(),
-                postconf: o.postconf.clone(),
-                age_thresholds: o.age_thresholds.clone(),
-            })),
-            Method::Postqueue(postqueue::Postqueue::new(postqueue::Options {
-                config_directory: o.config_directory.clone(),
-                postqueue: o.postqueue.clone(),
-                postconf: o.postconf.clone(),
-                age_thresholds: o.age_thresholds.clone(),
-            })),
-            Method::Scan(scan::Scan::new(scan::Options {
-                config_directory: o.config_directory.clone(),
-                postconf: o.postconf.clone(),
-                queue_directory: o.queue_directory.clone(),
-            })),
-        ];
-        let queue_directory = match &o.queue_directory {
-            Some(d) => Some(d.clone()),
-            None => self
-                .postconf
-                .get(limits)
-                .await
-                .ok()
-                .map(|p| p.queue_directory),
-        };
-        if let Some(directory) = queue_directory {
-            let o = &self.options;
-            out.push(Method::Find(find::Find::new(find::Options {
-                directory,
-                queues: FIND_ORDER.iter().map(|q| q.to_string()).collect(),
-                user: o.postfix_user.clone(),
-                sudo: o.sudo.clone(),
-                find: o.find.clone(),
-            })));
+        let mut settings = self.settings.clone();
+        settings.queues = FIND_ORDER.iter().map(|q| q.to_string()).collect();
+        let mut out = Vec::new();
+        for kind in ORDER {
+            let mut settings = settings.clone();
+            if kind.reads().queue_directory == Need::Required && settings.queue_directory.is_none()
+            {
+                match self.postconf.get(limits).await {
+                    Ok(params) => settings.queue_directory = Some(params.queue_directory),
+                    Err(_) => continue,
+                }
+            }
+            out.push(Method::new(&MethodConfig::Run(kind, Box::new(settings))));
         }
         out
     }

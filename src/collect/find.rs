@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::Collection;
+use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::sys;
 use crate::walk::walk_files;
@@ -34,6 +34,27 @@ pub struct Options {
     pub user: String,
     pub sudo: PathBuf,
     pub find: PathBuf,
+}
+
+/// Find counts the files of the listed queues under `directory`, without asking Postfix.
+pub const READS: Reads = Reads {
+    config_directory: false,
+    queue_directory: Need::Required,
+    queues: true,
+    lists_messages: false,
+};
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            // Validation requires `directory` for find, and auto fills it in before it tries find.
+            directory: s.queue_directory.clone().unwrap_or_default(),
+            queues: s.queues.clone(),
+            user: s.postfix_user.clone(),
+            sudo: s.commands.sudo.clone(),
+            find: s.commands.find.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -110,6 +131,7 @@ impl Find {
             } else {
                 "sudo find".to_owned()
             },
+            asked: self.options.queues.clone(),
             ..Collection::default()
         };
         for queue in self.options.queues.clone() {

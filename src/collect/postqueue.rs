@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::listing::{json, text, ParseError, Parser};
-use super::Collection;
+use super::{Collection, InstanceSettings, Reads};
 use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::postconf;
 use crate::queue::ListingFormat;
@@ -20,6 +20,20 @@ pub struct Options {
     pub postconf: PathBuf,
     /// Age thresholds in seconds for `postfix.queue.older_than`.
     pub age_thresholds: Vec<u64>,
+}
+
+/// Postqueue lists every queue of the Postfix instance it asks.
+pub const READS: Reads = Reads::LISTING;
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postqueue: s.commands.postqueue.clone(),
+            postconf: s.commands.postconf.clone(),
+            age_thresholds: s.age_thresholds.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

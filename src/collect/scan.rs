@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use super::Collection;
+use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::Limits;
 use crate::postconf;
 use crate::queue::SCANNED;
@@ -29,6 +29,24 @@ pub struct Options {
     pub postconf: PathBuf,
     /// The queue directory; when `None` it is read with postconf (hourly).
     pub queue_directory: Option<PathBuf>,
+}
+
+/// Scan walks every queue under the queue directory: `directory`, or postconf's.
+pub const READS: Reads = Reads {
+    config_directory: true,
+    queue_directory: Need::Optional,
+    queues: false,
+    lists_messages: false,
+};
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postconf: s.commands.postconf.clone(),
+            queue_directory: s.queue_directory.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use tokio::net::UnixStream;
 
 use super::listing::{attr, text, ParseError, Parser};
-use super::Collection;
+use super::{Collection, InstanceSettings, Reads};
 use crate::exec::Limits;
 use crate::queue::ListingFormat;
 use crate::snapshot::{ListingRules, Snapshot};
@@ -34,6 +34,19 @@ pub struct Options {
     pub config_directory: PathBuf,
     pub postconf: PathBuf,
     pub age_thresholds: Vec<u64>,
+}
+
+/// Showq lists every queue; the socket's place comes from postconf.
+pub const READS: Reads = Reads::LISTING;
+
+impl From<&InstanceSettings> for Options {
+    fn from(s: &InstanceSettings) -> Options {
+        Options {
+            config_directory: s.config_directory.clone(),
+            postconf: s.commands.postconf.clone(),
+            age_thresholds: s.age_thresholds.clone(),
+        }
+    }
 }
 
 #[derive(Debug)]

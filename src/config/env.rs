@@ -4,10 +4,10 @@
 
 use super::{ConfigError, Target, DEFAULT_UDP};
 
-/// The variables we read, captured once so that tests can set them without touching the
+/// The `DD_*` variables we read (where to send, and the unified service tags), captured once so that tests can set them without touching the
 /// process environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvTarget {
+pub struct DatadogEnv {
     pub dogstatsd_url: Option<String>,
     pub agent_host: Option<String>,
     pub dogstatsd_port: Option<String>,
@@ -17,10 +17,10 @@ pub struct EnvTarget {
     pub entity_id: Option<String>,
 }
 
-impl EnvTarget {
+impl DatadogEnv {
     pub fn from_process() -> Self {
         let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
-        EnvTarget {
+        DatadogEnv {
             dogstatsd_url: var("DD_DOGSTATSD_URL"),
             agent_host: var("DD_AGENT_HOST"),
             dogstatsd_port: var("DD_DOGSTATSD_PORT"),
@@ -36,16 +36,16 @@ impl EnvTarget {
 /// environment, and returns the tags the environment adds.
 pub fn resolve(
     from_file: Option<Target>,
-    env: &EnvTarget,
+    env: &DatadogEnv,
     errors: &mut Vec<ConfigError>,
 ) -> (Target, Vec<String>) {
     let target = from_file.unwrap_or_else(|| {
         if let Some(url) = &env.dogstatsd_url {
-            return parse_url(url).unwrap_or_else(|(problem, hint)| {
+            return parse_url(url).unwrap_or_else(|e| {
                 errors.push(ConfigError {
                     path: "environment DD_DOGSTATSD_URL".to_owned(),
-                    problem,
-                    hint: Some(hint),
+                    problem: e.to_string(),
+                    hint: Some(UrlError::HINT.to_owned()),
                 });
                 Target::Udp(DEFAULT_UDP.to_owned())
             });
@@ -91,31 +91,53 @@ fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
-/// `udp://host[:port]` or `unix:///absolute/path`. The error is (problem, hint).
-pub fn parse_url(url: &str) -> Result<Target, (String, String)> {
-    let hint = "use udp://HOST:PORT such as udp://127.0.0.1:8125, or unix:///PATH such as unix:///var/run/datadog/dsd.socket".to_owned();
+/// Why a `dogstatsd.url` or `DD_DOGSTATSD_URL` is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    #[error("{url:?}: the socket path must be absolute")]
+    RelativeSocket { url: String },
+    #[error("{url:?} is not a udp:// or unix:// URL")]
+    Scheme { url: String },
+    #[error("{url:?}: unclosed [ in the host")]
+    UnclosedBracket { url: String },
+    #[error("{url:?}: unexpected {after:?} after the host")]
+    AfterHost { url: String, after: String },
+    #[error("{url:?}: {host:?} is not a host name or address")]
+    Host { url: String, host: String },
+    #[error("{url:?}: {port:?} is not a port number")]
+    Port { url: String, port: String },
+}
+
+impl UrlError {
+    /// How to write one, for every kind of mistake.
+    pub const HINT: &'static str = "use udp://HOST:PORT such as udp://127.0.0.1:8125, or unix:///PATH such as unix:///var/run/datadog/dsd.socket";
+}
+
+/// `udp://host[:port]` or `unix:///absolute/path`.
+pub fn parse_url(url: &str) -> Result<Target, UrlError> {
+    let url_owned = || url.to_owned();
     if let Some(path) = url.strip_prefix("unix://") {
         if !path.starts_with('/') {
-            return Err((format!("{url:?}: the socket path must be absolute"), hint));
+            return Err(UrlError::RelativeSocket { url: url_owned() });
         }
         return Ok(Target::Unix(path.into()));
     }
     let Some(rest) = url.strip_prefix("udp://") else {
-        return Err((format!("{url:?} is not a udp:// or unix:// URL"), hint));
+        return Err(UrlError::Scheme { url: url_owned() });
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
         let Some((host, after)) = v6.split_once(']') else {
-            return Err((format!("{url:?}: unclosed [ in the host"), hint));
+            return Err(UrlError::UnclosedBracket { url: url_owned() });
         };
         match after.strip_prefix(':') {
             Some(port) => (host, Some(port)),
             None if after.is_empty() => (host, None),
             None => {
-                return Err((
-                    format!("{url:?}: unexpected {after:?} after the host"),
-                    hint,
-                ))
+                return Err(UrlError::AfterHost {
+                    url: url_owned(),
+                    after: after.to_owned(),
+                })
             }
         }
     } else {
@@ -125,16 +147,21 @@ pub fn parse_url(url: &str) -> Result<Target, (String, String)> {
         }
     };
     if host.is_empty() || host.contains(['/', '@', '?', '#', ' ']) {
-        return Err((
-            format!("{url:?}: {host:?} is not a host name or address"),
-            hint,
-        ));
+        return Err(UrlError::Host {
+            url: url_owned(),
+            host: host.to_owned(),
+        });
     }
     let port = match port {
         None => 8125,
         Some(p) => match p.parse::<u16>() {
             Ok(port) if port > 0 => port,
-            _ => return Err((format!("{url:?}: {p:?} is not a port number"), hint)),
+            _ => {
+                return Err(UrlError::Port {
+                    url: url_owned(),
+                    port: p.to_owned(),
+                })
+            }
         },
     };
     Ok(Target::Udp(join_host_port(host, port)))
@@ -172,13 +199,13 @@ mod tests {
     #[test]
     fn precedence() {
         let mut errors = Vec::new();
-        let env = EnvTarget {
+        let env = DatadogEnv {
             dogstatsd_url: Some("udp://10.0.0.1:1".into()),
             agent_host: Some("agent".into()),
             dogstatsd_port: Some("9999".into()),
             env: Some("prod".into()),
             version: Some("1.2".into()),
-            ..EnvTarget::default()
+            ..DatadogEnv::default()
         };
         let (t, tags) = resolve(None, &env, &mut errors);
         assert_eq!(t, Target::Udp("10.0.0.1:1".into()));
@@ -188,23 +215,23 @@ mod tests {
             resolve(file, &env, &mut errors).0,
             Target::Unix("/x.sock".into())
         );
-        let env = EnvTarget {
+        let env = DatadogEnv {
             agent_host: Some("agent".into()),
             dogstatsd_port: Some("9999".into()),
-            ..EnvTarget::default()
+            ..DatadogEnv::default()
         };
         assert_eq!(
             resolve(None, &env, &mut errors).0,
             Target::Udp("agent:9999".into())
         );
         assert_eq!(
-            resolve(None, &EnvTarget::default(), &mut errors).0,
+            resolve(None, &DatadogEnv::default(), &mut errors).0,
             Target::Udp(DEFAULT_UDP.into())
         );
         assert!(errors.is_empty());
-        let env = EnvTarget {
+        let env = DatadogEnv {
             dogstatsd_port: Some("eighty".into()),
-            ..EnvTarget::default()
+            ..DatadogEnv::default()
         };
         resolve(None, &env, &mut errors);
         assert_eq!(errors.len(), 1);
