@@ -291,7 +291,7 @@ instances:
 restart
 pid=$(main_pid)
 # The admin took the privileges away on purpose: an upgrade must not give them back.
-ct_sh 'rm /etc/sudoers.d/postfix-dogstatsd && gpasswd -q -d postfix-dogstatsd postdrop'
+ct_sh 'rm /etc/sudoers.d/postfix-dogstatsd && gpasswd -d postfix-dogstatsd postdrop >/dev/null'
 ct_sh "apt-get install -y -q --reinstall /root/$(basename "$deb")" >"$CT_DIR/apt-upgrade.log" 2>&1 \
     || { tail -n 20 "$CT_DIR/apt-upgrade.log" >&2; fail "reinstalling the .deb failed"; }
 grep -q '^# edited by the admin' "$CT_ROOT/etc/postfix-dogstatsd/config.yaml" || fail "the upgrade overwrote the edited config"
