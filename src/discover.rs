@@ -97,16 +97,19 @@ pub async fn expand(mut config: Config, cancel: &Cancel) -> Config {
 
 fn derive(template: &Instance, p: &PostfixInstance) -> Instance {
     let name = if p.name == "-" {
-        "default"
+        "default".to_owned()
     } else {
-        p.name.as_str()
+        crate::tag::from_host("postmulti instance name", &p.name)
     };
     let mut tags = template.tags.clone();
     tags.push(format!("postfix_instance:{name}"));
     Instance {
         yaml_path: format!("{} postfix_instance {name}", template.yaml_path),
         method: template.method.with_config_directory(&p.config_directory),
-        instance_tag: p.config_directory.display().to_string(),
+        instance_tag: crate::tag::from_host(
+            "postmulti config_directory",
+            &p.config_directory.display().to_string(),
+        ),
         tags,
         discover: None,
         ..template.clone()

@@ -146,7 +146,7 @@ pub fn report(
             gauge(
                 RECIPIENTS_BY_DOMAIN,
                 other,
-                tags(Some("domain:other".to_owned())),
+                tags(Some(format!("domain:{}", crate::snapshot::OTHER_DOMAINS))),
             );
         }
     }

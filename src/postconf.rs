@@ -138,7 +138,8 @@ pub fn parse(command: &str, found: &[(String, String)]) -> Result<Params, Error>
         .ok_or_else(|| missing("queue_directory"))?;
     let service = get("showq_service_name").filter(|s| !s.is_empty() && !s.contains('/'));
     Ok(Params {
-        mail_version: mail_version.to_owned(),
+        // It becomes the `postfix_version:` tag.
+        mail_version: crate::tag::from_host("Postfix mail_version", mail_version),
         version,
         queue_directory: queue_directory.into(),
         showq_service_name: service.unwrap_or("showq").to_owned(),

@@ -224,13 +224,16 @@ impl Snapshot {
 }
 
 /// The `domain:` tag value of an address: the part after the last `@`, lower case, reduced to
-/// the characters a tag keeps; `local` for an address without a domain.
+/// the characters a tag keeps, without a trailing dot; `local` for an address without a domain.
+/// The values we make up (`local`, and `other` for the domains past the top N) never end in a
+/// dot, so a real domain of that name is written with its dot (`other.`), as DNS writes it, and
+/// an empty one (`a@.`) is the root, `.`.
 pub fn domain_of(address: &str) -> String {
     let domain = match address.rsplit_once('@') {
         Some((_, d)) if !d.is_empty() => d,
-        _ => return "local".to_owned(),
+        _ => return LOCAL_DOMAIN.to_owned(),
     };
-    domain
+    let mut out: String = domain
         .trim_end_matches('.')
         .chars()
         .take(253)
@@ -238,8 +241,17 @@ pub fn domain_of(address: &str) -> String {
             c @ ('a'..='z' | '0'..='9' | '.' | '-' | '_') => c,
             _ => '_',
         })
-        .collect()
+        .collect();
+    if out.is_empty() || out == LOCAL_DOMAIN || out == OTHER_DOMAINS {
+        out.push('.');
+    }
+    out
 }
+
+/// `domain:` for an address without a domain.
+pub const LOCAL_DOMAIN: &str = "local";
+/// `domain:` for the sum of the domains past the top N.
+pub const OTHER_DOMAINS: &str = "other";
 
 #[cfg(test)]
 mod tests {
@@ -359,5 +371,10 @@ mod tests {
         assert_eq!(domain_of("weird@ex|am,ple.com."), "ex_am_ple.com");
         assert_eq!(domain_of("root"), "local");
         assert_eq!(domain_of("a@"), "local");
+        // Never the same as a value we make up, never empty.
+        assert_eq!(domain_of("a@other"), "other.");
+        assert_eq!(domain_of("a@LOCAL."), "local.");
+        assert_eq!(domain_of("a@."), ".");
+        assert_eq!(domain_of("a@other.example"), "other.example");
     }
 }

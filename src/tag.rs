@@ -39,6 +39,17 @@ pub fn sanitize(value: &str) -> Cow<'_, str> {
     )
 }
 
+/// A tag value that comes from the host rather than the config (`what` names where): mended
+/// with `sanitize`, with a warning when it needed mending. Called where the value is read
+/// (once at start, at a reload, or when Postfix's parameters are read again), not per cycle.
+pub fn from_host(what: &str, value: &str) -> String {
+    let mended = sanitize(value);
+    if mended != value {
+        tracing::warn!("{what} {value:?} holds characters DogStatsD cannot carry in a tag; it is sent as {mended:?}");
+    }
+    mended.into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

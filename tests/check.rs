@@ -343,3 +343,42 @@ fn send_that_cannot_send_fails_and_says_why() {
         stdout(&out)
     );
 }
+
+#[test]
+fn tag_values_from_the_host_are_mended_once() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\n",
+        s.path("pf").display()
+    ));
+    let out = run_env(
+        &["check", "-c", config.to_str().unwrap()],
+        &[
+            ("DD_ENV", "prod\ninjected:1|g"),
+            ("DD_SERVICE", "mail,team:x"),
+            ("DD_VERSION", "1#2"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let sent: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("postfix.") || l.starts_with("_sc|"))
+        .collect();
+    assert!(!sent.is_empty(), "{text}");
+    for line in &sent {
+        assert!(
+            line.ends_with(",env:prod_injected:1_g,service:mail_team:x,version:1#2")
+                || line.contains(",env:prod_injected:1_g,service:mail_team:x,version:1#2,"),
+            "{line}"
+        );
+    }
+    assert!(!text.lines().any(|l| l.starts_with("injected")), "{text}");
+    assert_eq!(stderr(&out).matches("DD_ENV").count(), 1, "{}", stderr(&out));
+}

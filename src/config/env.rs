@@ -19,15 +19,19 @@ pub struct DatadogEnv {
 
 impl DatadogEnv {
     pub fn from_process() -> Self {
-        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        fn var(name: &str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        // These become tags: mended where they enter, like every value from the host.
+        let tag_var = |name: &str| var(name).map(|v| crate::tag::from_host(name, &v));
         DatadogEnv {
             dogstatsd_url: var("DD_DOGSTATSD_URL"),
             agent_host: var("DD_AGENT_HOST"),
             dogstatsd_port: var("DD_DOGSTATSD_PORT"),
-            env: var("DD_ENV"),
-            service: var("DD_SERVICE"),
-            version: var("DD_VERSION"),
-            entity_id: var("DD_ENTITY_ID"),
+            env: tag_var("DD_ENV"),
+            service: tag_var("DD_SERVICE"),
+            version: tag_var("DD_VERSION"),
+            entity_id: tag_var("DD_ENTITY_ID"),
         }
     }
 }

@@ -316,6 +316,12 @@ impl Place {
                 .and_then(|d| d.file_name())
                 .map(|b| b.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            let key = if n.has(Key::QueueDirectory) && !n.has(Key::Directory) {
+                Key::QueueDirectory
+            } else {
+                Key::Directory
+            };
+            carried_as_instance_tag(w, n, key, &instance_tag);
             return Place {
                 config_directory: DEFAULT_CONFIG_DIRECTORY.into(),
                 queue_directory,
@@ -324,6 +330,7 @@ impl Place {
             };
         }
         let written = written.unwrap_or_else(|| DEFAULT_CONFIG_DIRECTORY.to_owned());
+        carried_as_instance_tag(w, n, Key::ConfigDirectory, &written);
         Place {
             config_directory: w
                 .abs_path(&written, &n.at(Key::ConfigDirectory))
@@ -333,6 +340,20 @@ impl Place {
             // The Datadog check tags the config directory exactly as written.
             instance_tag: written,
         }
+    }
+}
+
+/// The `instance:` tag is made of this key's value: it must be one DogStatsD can carry.
+fn carried_as_instance_tag(w: &mut Walker, n: &Node<Key>, key: Key, value: &str) {
+    if value.is_empty() {
+        return; // a missing or root directory has its own error
+    }
+    if let Some(problem) = crate::tag::problem(value) {
+        w.error(
+            &n.at(key),
+            format!("{value:?} becomes the `instance:` tag, and it {problem}"),
+            Some("use a directory whose name has none of them"),
+        );
     }
 }
 

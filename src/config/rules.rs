@@ -69,18 +69,17 @@ impl Walker {
 
     /// DogStatsD separates tags with `,` and fields with `|`, and lines with newlines.
     fn wire_safe(&mut self, s: &str, path: &str) -> bool {
-        if s.is_empty() {
-            self.error(path, "empty tag", Some("remove it"));
-            false
-        } else if s.contains([',', '|', '\n', '\r', '\0']) {
-            self.error(
-                path,
-                format!("{s:?} contains `,`, `|` or a line break, which DogStatsD cannot carry"),
-                Some("use another separator, e.g. `_`"),
-            );
-            false
-        } else {
-            true
+        match crate::tag::problem(s) {
+            None => true,
+            Some(problem) => {
+                let hint = if s.is_empty() {
+                    "remove it"
+                } else {
+                    "use another separator, e.g. `_`"
+                };
+                self.error(path, format!("tag {s:?} {problem}"), Some(hint));
+                false
+            }
         }
     }
 

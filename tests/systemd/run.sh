@@ -275,7 +275,7 @@ readme_score "with hardened.conf:" "$(security)"
 step "method scan with hardened.conf and scan.conf"
 dropin scan "$CT_ROOT/usr/share/postfix-dogstatsd/scan.conf"
 config 'instances:
-  - {method: scan, min_collection_interval: 2, tags: ["ct_phase:scan"]}'
+  - {method: scan, directory: /var/spool/postfix, min_collection_interval: 2, tags: ["ct_phase:scan"]}'
 restart
 [ "$(nnp)" = 1 ] || fail "no_new_privs is not set with hardened.conf and scan.conf"
 expect_queues scan 20
