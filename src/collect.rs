@@ -230,6 +230,18 @@ pub struct Commands {
     pub postmulti: PathBuf,
 }
 
+impl Commands {
+    pub fn paths(&self) -> [&std::path::Path; 5] {
+        [
+            &self.postqueue,
+            &self.postconf,
+            &self.sudo,
+            &self.find,
+            &self.postmulti,
+        ]
+    }
+}
+
 impl Default for Commands {
     fn default() -> Self {
         Commands {

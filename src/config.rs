@@ -180,17 +180,97 @@ pub enum Source {
 
 /// Reads, parses and validates the config, then applies the `DD_*` environment.
 pub fn load(source: &Source, env: &DatadogEnv) -> Result<Config, ConfigErrors> {
-    let (name, text) = match source {
-        Source::Explicit(path) => (path.display().to_string(), read(path)?),
+    let (name, file, text) = match source {
+        Source::Explicit(path) => (
+            path.display().to_string(),
+            Some(path.as_path()),
+            read(path)?,
+        ),
         Source::Default => match std::fs::metadata(DEFAULT_PATH) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
                 format!("built-in default config ({DEFAULT_PATH} does not exist)"),
+                None,
                 EMBEDDED_DEFAULT.to_owned(),
             ),
-            _ => (DEFAULT_PATH.to_owned(), read(Path::new(DEFAULT_PATH))?),
+            _ => (
+                DEFAULT_PATH.to_owned(),
+                Some(Path::new(DEFAULT_PATH)),
+                read(Path::new(DEFAULT_PATH))?,
+            ),
         },
     };
-    parse(&name, &text, env)
+    let config = parse(&name, &text, env)?;
+    if crate::sys::effective_uid() == 0 {
+        let errors = strict_modes(&config, file);
+        if !errors.is_empty() {
+            return Err(ConfigErrors {
+                source: name,
+                errors,
+            });
+        }
+    }
+    Ok(config)
+}
+
+/// Running as root, a config or a program that another user can change is a way to become
+/// root, so (as sshd's StrictModes) each must be owned by root and writable by no one else, and
+/// so must every directory above it (a directory with the sticky bit, such as /tmp, may be
+/// writable by all: no one else can replace what root owns in it). A program that does not
+/// exist is left to the method that runs it to report.
+fn strict_modes(config: &Config, file: Option<&Path>) -> Vec<ConfigError> {
+    let mut paths: Vec<(&str, &Path)> = file.map(|f| ("(file)", f)).into_iter().collect();
+    for i in &config.instances {
+        if let crate::collect::MethodConfig::Run(_, settings) = &i.method {
+            paths.extend(settings.commands.paths().map(|p| (i.yaml_path.as_str(), p)));
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut errors = Vec::new();
+    for (at, path) in paths {
+        if !seen.insert(path) {
+            continue;
+        }
+        if let Some(problem) = unsafe_to_trust(path) {
+            errors.push(ConfigError {
+                path: at.to_owned(),
+                problem: format!("running as root, {} is not to be trusted: {problem}", path.display()),
+                hint: Some("make it and every directory above it owned by root and writable by root alone (chown root; chmod go-w)".to_owned()),
+            });
+        }
+    }
+    errors
+}
+
+/// Why `path` (or a directory above it) could be changed by someone other than root.
+fn unsafe_to_trust(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(_) => return None,
+    };
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Some(format!(
+            "it is owned by uid {} with mode {:o}",
+            meta.uid(),
+            meta.mode() & 0o7777
+        ));
+    }
+    let mut dir = std::fs::canonicalize(path).ok()?;
+    while dir.pop() {
+        let Ok(meta) = std::fs::metadata(&dir) else {
+            break;
+        };
+        let sticky = meta.mode() & 0o1000 != 0;
+        if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
+            return Some(format!(
+                "{} is owned by uid {} with mode {:o}",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    None
 }
 
 /// Parses and validates config text; `name` says where it came from in messages.
@@ -223,12 +303,34 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
             hint: hint.map(str::to_owned),
         }],
     };
-    let meta = std::fs::metadata(path).map_err(|e| {
-        fail(
-            format!("cannot read it: {e}"),
-            Some("pass an existing file with --config"),
-        )
-    })?;
+    use std::io::Read;
+    let cannot_read = |e: std::io::Error| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::NotFound => "pass an existing file with --config",
+            // The package makes the config 0640, group postfix-dogstatsd.
+            std::io::ErrorKind::PermissionDenied => "run as root or as the service user (sudo -u postfix-dogstatsd ...), or give this user read access",
+            _ => "check the path",
+        };
+        fail(format!("cannot read it: {e}"), Some(hint))
+    };
+    // Opened first and looked at through the open file: what is checked is what is read.
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (it does nothing to a
+    // regular file).
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(cannot_read)?
+    };
+    let meta = file.metadata().map_err(cannot_read)?;
+    if !meta.is_file() {
+        return Err(fail(
+            "it is not a regular file".to_owned(),
+            Some("pass the YAML file itself, not a device, FIFO or directory"),
+        ));
+    }
     if meta.len() > MAX_FILE_SIZE {
         return Err(fail(
             format!(
@@ -238,7 +340,17 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
             None,
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}"), None))?;
+    // Never more than the bound, even from a file that grows while it is read.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(fail(
+            format!("it grew past {MAX_FILE_SIZE} bytes while it was read"),
+            None,
+        ));
+    }
     String::from_utf8(bytes).map_err(|e| {
         fail(
             format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),

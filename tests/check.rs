@@ -380,5 +380,10 @@ fn tag_values_from_the_host_are_mended_once() {
         );
     }
     assert!(!text.lines().any(|l| l.starts_with("injected")), "{text}");
-    assert_eq!(stderr(&out).matches("DD_ENV").count(), 1, "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).matches("DD_ENV").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }

@@ -127,3 +127,72 @@ fn directory_is_the_queue_directory_for_every_method_that_reads_it() {
         stderr(&out)
     );
 }
+
+#[test]
+fn only_a_regular_file_of_bounded_size_is_read() {
+    let s = Scratch::new();
+    let fifo = s.path("config.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Neither blocks nor reads without end: refused from what the open file is.
+    for path in ["/dev/zero".as_ref(), fifo.as_path()] {
+        let out = run(&["validate", "-c", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("it is not a regular file"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn running_as_root_refuses_what_others_may_change() {
+    if euid() != 0 {
+        eprintln!("SKIPPED: only root refuses (run as root, as CI does)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let config = s.write("config.yaml", "instances:\n  - method: postqueue\n");
+    // Scratch files are 0666: writable by all.
+    let out = run(&["validate", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not to be trusted: it is owned by uid 0 with mode 666"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        run(&["validate", "-c", config.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    // A program it names, in a directory others may write.
+    let bin = s.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::copy("/bin/true", bin.join("postqueue")).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "commands: {{postqueue: {}/postqueue}}\ninstances:\n  - method: postqueue\n",
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let out = run(&["validate", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with mode 777"), "{}", stderr(&out));
+}
+
+/// The effective uid of this test process.
+fn euid() -> u32 {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}

@@ -11,6 +11,8 @@ use serde_yaml::{Mapping, Value};
 use super::ConfigError;
 use crate::spelling::did_you_mean;
 
+/// Shortest timeout or interval we accept: 100 ms.
+const MIN_SECONDS: f64 = 0.1;
 /// Longest timeout or interval we accept: a day.
 const MAX_SECONDS: f64 = 86_400.0;
 
@@ -184,11 +186,13 @@ impl Walker {
             other => return self.expect(&n.at(key), "a number of seconds", other),
         };
         match secs {
-            Some(s) if s > 0.0 && s <= MAX_SECONDS => Some(Duration::from_secs_f64(s)),
+            // Checked as the number it is, before it becomes a Duration: a tiny fraction would
+            // pass a "more than 0" test and then make a zero interval.
+            Some(s) if (MIN_SECONDS..=MAX_SECONDS).contains(&s) => Some(Duration::from_secs_f64(s)),
             _ => {
                 self.error(
                     &n.at(key),
-                    format!("must be more than 0 and at most {MAX_SECONDS} seconds"),
+                    format!("must be at least {MIN_SECONDS} and at most {MAX_SECONDS} seconds"),
                     Some("e.g. 15"),
                 );
                 None

@@ -103,7 +103,10 @@ impl Scratch {
             text.push_str(&format!("  {name}: {}\n", to.display()));
         }
         text.push_str(body);
-        self.write("config.yaml", text)
+        let p = self.write("config.yaml", text);
+        // Run as root, the daemon refuses a config others may write (as sshd's StrictModes).
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        p
     }
 
     /// The daemon binary, copied where any user may run it.
