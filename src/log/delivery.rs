@@ -245,6 +245,26 @@ mod tests {
         assert_eq!((d.status, d.dsn_class), (Status::Bounced, 5));
     }
 
+    /// Every status line captured from this machine's real Postfix is a delivery, and every
+    /// other line of the capture is not one of this family.
+    #[test]
+    fn captured_log() {
+        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let mut deliveries = 0;
+        for l in log.lines().filter(|l| !l.starts_with('#')) {
+            let line = crate::log::line::parse(l).unwrap_or_else(|e| panic!("{l}: {e}"));
+            match parse(line.text) {
+                Some(Event::Delivery(d)) => {
+                    assert!(l.contains(&format!("status={}", d.status.tag())), "{l}");
+                    deliveries += 1;
+                }
+                None => assert!(!l.contains(" status="), "{l}"),
+                other => panic!("{l}: {other:?}"),
+            }
+        }
+        assert!(deliveries >= 12, "{deliveries}");
+    }
+
     #[test]
     fn relay_classes() {
         let relay = |r: &str| {
