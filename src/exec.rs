@@ -79,6 +79,8 @@ pub struct Finished {
     pub status: ExitStatus,
     /// The start of its stderr, lossily decoded, trimmed.
     pub stderr: String,
+    /// Stderr was longer than what `stderr` keeps.
+    pub stderr_cut: bool,
 }
 
 impl Finished {
@@ -224,9 +226,11 @@ pub async fn run<E>(
         }
     };
     guard.disarm();
+    let (err, stderr_cut) = err;
     Ok(Finished {
         status,
         stderr: String::from_utf8_lossy(&err).trim().to_owned(),
+        stderr_cut,
     })
 }
 
@@ -248,19 +252,21 @@ async fn read_stdout<E>(
     paced::read(&mut std::fs::File::from(fd), room, exited, sink).await
 }
 
-/// Reads a stream to EOF, keeping only its first `STDERR_KEEP` bytes. A read error just ends
-/// it: stderr only ever decorates a message.
-async fn read_bounded(stream: &mut (impl AsyncRead + Unpin)) -> Vec<u8> {
+/// Reads a stream to EOF, keeping only its first `STDERR_KEEP` bytes, and whether there was
+/// more. A read error just ends it: stderr only ever decorates a message.
+async fn read_bounded(stream: &mut (impl AsyncRead + Unpin)) -> (Vec<u8>, bool) {
     let mut kept = Vec::new();
+    let mut cut = false;
     let mut buf = [0u8; 4096];
     while let Ok(n) = stream.read(&mut buf).await {
         if n == 0 {
             break;
         }
         let room = STDERR_KEEP.saturating_sub(kept.len());
+        cut |= n > room;
         kept.extend_from_slice(&buf[..n.min(room)]);
     }
-    kept
+    (kept, cut)
 }
 
 /// Kills a child's process group when dropped while armed.

@@ -387,3 +387,49 @@ fn tag_values_from_the_host_are_mended_once() {
         stderr(&out)
     );
 }
+
+#[test]
+fn find_counts_through_files_vanishing_but_not_through_real_errors() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    for q in ["active", "hold"] {
+        std::fs::create_dir_all(s.path(&format!("spool/{q}"))).unwrap();
+    }
+    // GNU find on a file system without d_type: a file delivered between readdir and stat
+    // is "No such file or directory" and exit 1; a real problem is something else.
+    let find = s.write(
+        "bin/find",
+        "#!/bin/sh\nq=\"$1\"\necho \"$q/f1\"\necho \"$q/f2\"\ncase \"$q\" in\n*/active) echo \"find: '$q/gone': No such file or directory\" >&2; exit 1;;\n*/hold) echo \"find: '$q/x': Permission denied\" >&2; exit 1;;\nesac\n",
+    );
+    std::fs::set_permissions(&find, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = s.config(&format!(
+        "init_config:\n  postfix_user: postfix-test-nobody\ninstances:\n  - directory: {}\n    queues: [active, hold]\n    commands: {{find: {}}}\n",
+        s.path("spool").display(),
+        find.display()
+    ));
+    let me = s.bin_copy();
+    // As root the daemon would walk the directories itself; as nobody it uses (fake) sudo.
+    let mut cmd = std::process::Command::new(if is_root() {
+        "setpriv".as_ref()
+    } else {
+        me.as_os_str()
+    });
+    if is_root() {
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&me);
+    }
+    let out = cmd
+        .args(["check", "-c", config.to_str().unwrap()])
+        .env_remove("DD_DOGSTATSD_URL")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(
+        text.contains("postfix.queue.size:2|g|#queue:active,instance:spool"),
+        "{text}{}",
+        stderr(&out)
+    );
+    assert!(!text.contains("queue:hold,instance:spool"), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+}

@@ -186,7 +186,7 @@ impl Find {
             },
             Failure::Output(never) => match never {},
         })?;
-        if finished.status.success() {
+        if finished.status.success() || only_vanished(&finished, path) {
             self.refused.remove(queue);
             return Ok(counter.finish());
         }
@@ -233,6 +233,21 @@ pub fn sudoers_line(o: &Options, path: &Path) -> String {
 fn whoami() -> String {
     let uid = sys::effective_uid();
     sys::user_name(uid).unwrap_or_else(|| format!("#{uid}"))
+}
+
+/// GNU find exits 1 when a file vanishes between reading its directory and looking at it
+/// (on file systems without d_type). In `active`, `incoming` and `maildrop` that is Postfix at
+/// work: the files it did list are the count. Only when every line of stderr (all of it) says
+/// so for a path under this queue; a permission or I/O error still fails the queue.
+fn only_vanished(finished: &exec::Finished, queue: &Path) -> bool {
+    let prefix = format!("find: '{}/", queue.display());
+    finished.status.code() == Some(1)
+        && !finished.stderr_cut
+        && !finished.stderr.is_empty()
+        && finished
+            .stderr
+            .lines()
+            .all(|l| l.starts_with(&prefix) && l.ends_with("': No such file or directory"))
 }
 
 /// sudo's wording for "you may not", as opposed to the command itself failing.
