@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use crate::collect::{self, Collection, Method};
 use crate::config::{Config, Instance};
 use crate::dogstatsd::{self, Sink, SinkError};
+use crate::live::Live;
 use crate::metrics::{self, Cycle, Status};
 
 /// Runs the check and prints it; `Ok(true)` when every instance collected without error.
@@ -26,7 +27,8 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         tasks.push(tokio::spawn(async move {
             let mut method = Method::new(&instance.method);
             let (collection, duration) =
-                collect::collect_once(&mut method, instance.timeout, &cancel).await;
+                collect::collect_once(&mut method, instance.timeout, &cancel, &Live::default())
+                    .await;
             (instance, collection, duration)
         }));
     }
@@ -43,7 +45,7 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
             &config.global_tags,
             &collection,
             Cycle {
-                duration,
+                duration: Some(duration),
                 skipped: 0,
             },
         );

@@ -26,6 +26,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::exec::{Cancel, Limits};
+use crate::live::Live;
 use crate::snapshot::Snapshot;
 
 /// Declares every method once: `Kind => module::Type`.
@@ -98,6 +99,9 @@ macro_rules! methods {
             $(#[error(transparent)] $kind(#[from] $module::Error),)*
             #[error("{0}")]
             Unavailable(String),
+            /// Not started: work of an earlier run still lives (see `live`).
+            #[error("run not started: still alive from an earlier run: {0}")]
+            StillRunning(String),
             /// A run that overstayed even the kill of its children.
             #[error(transparent)]
             Exec(#[from] crate::exec::ExecError),
@@ -306,11 +310,13 @@ pub async fn collect_once(
     method: &mut Method,
     timeout: Duration,
     cancel: &Cancel,
+    live: &Live,
 ) -> (Collection, Duration) {
     let started = Instant::now();
     let limits = Limits {
         deadline: started + timeout,
         cancel: cancel.clone(),
+        live: live.clone(),
     };
     let collection = match tokio::time::timeout(timeout + KILL_SLACK, method.collect(&limits)).await
     {

@@ -41,7 +41,8 @@ pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
     let config = Arc::new(discover::expand(config, &stopping).await);
     announce(&config);
     let mut sink = Sink::new(&config.target)?;
-    let mut generation = Generation::start(&config, &sink, &stopping);
+    let lives = crate::schedule::Lives::default();
+    let mut generation = Generation::start(&config, &sink, &stopping, &lives);
     let mut retired: Vec<JoinHandle<()>> = Vec::new();
     notify(&[NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|period| {
@@ -65,7 +66,7 @@ pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
                         announce(&config);
                         retired.extend(generation.retire());
                         sink = new_sink;
-                        generation = Generation::start(&config, &sink, &stopping);
+                        generation = Generation::start(&config, &sink, &stopping, &lives);
                         tracing::info!("reloaded: the new config is running");
                     }
                     Err(e) => tracing::error!("reload failed, the running config stays in place: {}", crate::error_chain(&e)),

@@ -131,17 +131,20 @@ async fn list(postmulti: &Path, cancel: &Cancel) -> Result<Vec<PostfixInstance>,
         }
         Ok::<(), LineTooLong>(())
     };
-    let finished = exec::run(&cmd, Instant::now() + TIMEOUT, cancel, |chunk| {
-        lines.feed(chunk, &mut each)
-    })
-    .await
-    .map_err(|f| match f {
-        Failure::Exec(e) => Error::Exec(e),
-        Failure::Output(source) => Error::Output {
-            command: cmd.to_string(),
-            source,
-        },
-    })?;
+    let limits = exec::Limits {
+        deadline: Instant::now() + TIMEOUT,
+        cancel: cancel.clone(),
+        live: crate::live::Live::default(),
+    };
+    let finished = exec::run(&cmd, &limits, |chunk| lines.feed(chunk, &mut each))
+        .await
+        .map_err(|f| match f {
+            Failure::Exec(e) => Error::Exec(e),
+            Failure::Output(source) => Error::Output {
+                command: cmd.to_string(),
+                source,
+            },
+        })?;
     let _ = lines.finish(&mut each);
     if !finished.status.success() {
         return Err(Error::Failed {

@@ -15,6 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::live::Live;
 use crate::{paced, sys};
 
 /// The PATH children see: the standard system directories only, never the daemon's own.
@@ -39,6 +40,8 @@ pub type Cancel = watch::Receiver<bool>;
 pub struct Limits {
     pub deadline: Instant,
     pub cancel: Cancel,
+    /// What of this instance outlives a run registers here (see `live`).
+    pub live: Live,
 }
 
 /// A program and its arguments.
@@ -130,10 +133,10 @@ pub enum Failure<E> {
 /// SIGKILL after a grace period, and is reaped before this returns.
 pub async fn run<E>(
     cmd: &Command,
-    deadline: Instant,
-    cancel: &Cancel,
+    limits: &Limits,
     mut on_stdout: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<Finished, Failure<E>> {
+    let (deadline, cancel) = (limits.deadline, &limits.cancel);
     let shown = cmd.to_string();
     #[allow(clippy::disallowed_methods)] // this is the one place
     let mut command = tokio::process::Command::new(&cmd.program);
@@ -165,6 +168,19 @@ pub async fn run<E>(
     let guard = GroupGuard(child.id());
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
+    // A second descriptor of stdout's read end: the pipe reaches its end only when the last
+    // process holding its write end is gone, including one we may not kill (what sudo runs as
+    // another user). See `witness`.
+    let witness = std::sync::Mutex::new(stdout.as_fd().try_clone_to_owned().ok());
+    // Output the parser rejects ends the run: then our read ends must all close, so that a
+    // child that keeps writing gets SIGPIPE.
+    let mut on_stdout = |chunk: &[u8]| {
+        let verdict = on_stdout(chunk);
+        if verdict.is_err() {
+            drop(witness.lock().unwrap_or_else(|p| p.into_inner()).take());
+        }
+        verdict
+    };
     let start = Instant::now();
 
     let work = async {
@@ -182,6 +198,8 @@ pub async fn run<E>(
     };
     let Some((out, err)) = outcome else {
         guard.terminate(&mut child).await;
+        let witness = witness.lock().unwrap_or_else(|p| p.into_inner()).take();
+        witness_until_closed(witness, &limits.live, &shown);
         let stopped = *cancel.borrow();
         return Err(Failure::Exec(if stopped {
             ExecError::Cancelled { command: shown }
@@ -232,6 +250,39 @@ pub async fn run<E>(
         stderr: String::from_utf8_lossy(&err).trim().to_owned(),
         stderr_cut,
     })
+}
+
+/// After a child was stopped, what it started may still live: sudo passes our SIGTERM on to the
+/// command it runs as another user, but our SIGKILL cannot reach that command (EPERM), so a
+/// command that ignores SIGTERM outlives its run. Until the last writer of its stdout is gone,
+/// it counts as alive work of the instance (`Live`), and the instance starts no other run.
+fn witness_until_closed(witness: Option<std::os::fd::OwnedFd>, live: &Live, command: &str) {
+    let Some(fd) = witness else { return };
+    let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(fd)) else {
+        return;
+    };
+    // Already at its end (the usual case): nothing outlived the run.
+    let mut buf = [0u8; 4096];
+    loop {
+        match pipe.try_read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return,
+        }
+    }
+    let held = live.hold(format!("`{command}`, still running after it was stopped"));
+    tracing::warn!(command, "a stopped command is still running (it may run as another user, out of our reach); this instance starts no new run until it ends");
+    tokio::spawn(async move {
+        let _held = held;
+        let mut pipe = pipe;
+        // Drained as it comes, so the command is never blocked writing to us.
+        while let Ok(n) = pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    });
 }
 
 /// Feeds a child's stdout to `sink` until EOF, or until the sink rejects a chunk: from an
@@ -315,6 +366,59 @@ mod tests {
         watch::channel(false)
     }
 
+    fn limits(secs: u64, cancel: &Cancel) -> Limits {
+        Limits {
+            deadline: Instant::now() + Duration::from_secs(secs),
+            cancel: cancel.clone(),
+            live: Live::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn what_outlives_a_stopped_command_is_alive_until_it_ends() {
+        // As with sudo: the command runs in a group our kill does not reach, ignores SIGTERM,
+        // and holds stdout for 3 s after its run gave up.
+        let cmd = sh("setsid sh -c 'trap \"\" TERM; sleep 3' & echo start; sleep 100");
+        let (_keep, cancel) = never();
+        let limits = limits(1, &cancel);
+        let err = run(&cmd, &limits, |_| Ok::<(), ()>(())).await.unwrap_err();
+        assert!(
+            matches!(err, Failure::Exec(ExecError::Timeout { .. })),
+            "{err:?}"
+        );
+        let alive = limits
+            .live
+            .describe()
+            .expect("the stray command counts as alive");
+        assert!(
+            alive.contains("still running after it was stopped"),
+            "{alive}"
+        );
+        // It ends on its own; then nothing of the run lives.
+        let mut gone = false;
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if limits.live.describe().is_none() {
+                gone = true;
+                break;
+            }
+        }
+        assert!(gone, "still alive: {:?}", limits.live.describe());
+        // A command that ends with its group leaves nothing behind (once the kernel has
+        // finished off what SIGTERM reached).
+        let limits = super::tests::limits(1, &cancel);
+        let _ = run(&sh("sleep 100"), &limits, |_| Ok::<(), ()>(())).await;
+        let mut gone = false;
+        for _ in 0..50 {
+            if limits.live.describe().is_none() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "still alive: {:?}", limits.live.describe());
+    }
+
     #[tokio::test]
     async fn many_small_writes_arrive_whole_in_few_reads() {
         // dash's echo is a builtin that writes each line at once: 20,000 writes, like postqueue.
@@ -322,16 +426,11 @@ mod tests {
         let (_keep, cancel) = never();
         let mut got = Vec::new();
         let mut reads = 0;
-        let done = run(
-            &cmd,
-            Instant::now() + Duration::from_secs(30),
-            &cancel,
-            |chunk| {
-                reads += 1;
-                got.extend_from_slice(chunk);
-                Ok::<(), ()>(())
-            },
-        )
+        let done = run(&cmd, &limits(30, &cancel), |chunk| {
+            reads += 1;
+            got.extend_from_slice(chunk);
+            Ok::<(), ()>(())
+        })
         .await
         .unwrap();
         assert!(done.status.success());
@@ -352,15 +451,10 @@ mod tests {
         ));
         let (_keep, cancel) = never();
         let mut got = Vec::new();
-        let err = run(
-            &cmd,
-            Instant::now() + Duration::from_secs(2),
-            &cancel,
-            |chunk| {
-                got.extend_from_slice(chunk);
-                Ok::<(), ()>(())
-            },
-        )
+        let err = run(&cmd, &limits(2, &cancel), |chunk| {
+            got.extend_from_slice(chunk);
+            Ok::<(), ()>(())
+        })
         .await
         .unwrap_err();
         assert!(
@@ -386,14 +480,9 @@ mod tests {
     async fn a_rejected_chunk_stops_the_child() {
         let cmd = sh("while :; do echo y; done");
         let (_keep, cancel) = never();
-        let err = run(
-            &cmd,
-            Instant::now() + Duration::from_secs(30),
-            &cancel,
-            |_| Err("no thanks"),
-        )
-        .await
-        .unwrap_err();
+        let err = run(&cmd, &limits(30, &cancel), |_| Err("no thanks"))
+            .await
+            .unwrap_err();
         assert!(matches!(err, Failure::Output("no thanks")), "{err:?}");
     }
 }

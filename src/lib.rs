@@ -15,6 +15,7 @@ pub mod discover;
 pub mod dogstatsd;
 pub mod exec;
 pub mod lines;
+pub mod live;
 pub mod log;
 pub mod logging;
 pub mod metrics;

@@ -86,7 +86,8 @@ pub struct Report {
 /// Everything one cycle of one instance produced, besides the collection itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Cycle {
-    pub duration: Duration,
+    /// How long the run took; `None` for a run that was not started.
+    pub duration: Option<Duration>,
     /// Runs of this instance skipped because the previous one was still going.
     pub skipped: u64,
 }
@@ -161,11 +162,10 @@ pub fn report(
             });
         }
     };
-    push(
-        DURATION,
-        Value::Float(cycle.duration.as_secs_f64()),
-        Kind::Gauge,
-    );
+    // A run that did not start has no duration to report.
+    if let Some(duration) = cycle.duration {
+        push(DURATION, Value::Float(duration.as_secs_f64()), Kind::Gauge);
+    }
     push(
         ERRORS,
         Value::Int(collection.errors.len() as u64),

@@ -82,7 +82,7 @@ impl Cache {
         let cmd = Command::new(&self.postconf, args);
         let mut lines = LineSplitter::new(64 * 1024);
         let mut found: Vec<(String, String)> = Vec::new();
-        let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
+        let finished = exec::run(&cmd, limits, |chunk| {
             lines.feed(chunk, |_, line| {
                 collect_line(&mut found, line);
                 Ok::<(), LineTooLong>(())

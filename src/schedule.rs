@@ -3,7 +3,8 @@
 //! skipped, and counted); each run is bounded by the instance's timeout; instances never wait on
 //! each other.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -14,8 +15,11 @@ use crate::collect::{self, Collection, Method};
 use crate::config::Config;
 use crate::dogstatsd::{self, Sink};
 use crate::exec::Cancel;
+use crate::live::Live;
 use crate::metrics::{self, Cycle};
 
+/// How long past its timeout a new generation waits for the old one's run of an instance.
+const SETTLE_SLACK: Duration = Duration::from_secs(3);
 /// How often a failure that keeps repeating word for word is logged again at warn level.
 const REPEAT_WARN_EVERY: Duration = Duration::from_secs(600);
 /// A set of instance tasks started from one config; a reload starts a new one and retires this.
@@ -25,8 +29,20 @@ pub struct Generation {
     pub handles: Vec<JoinHandle<()>>,
 }
 
+/// The live work of each instance, kept across reloads by the instance's label, so that a new
+/// generation starts no run of an instance while the old one's is still going.
+#[derive(Debug, Clone, Default)]
+pub struct Lives(Arc<Mutex<HashMap<String, Live>>>);
+
+impl Lives {
+    fn of(&self, label: &str) -> Live {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(label.to_owned()).or_default().clone()
+    }
+}
+
 impl Generation {
-    pub fn start(config: &Arc<Config>, sink: &Sink, cancel: &Cancel) -> Generation {
+    pub fn start(config: &Arc<Config>, sink: &Sink, cancel: &Cancel, lives: &Lives) -> Generation {
         let (retire, retired) = watch::channel(false);
         let handles = (0..config.instances.len())
             .map(|i| {
@@ -36,6 +52,7 @@ impl Generation {
                     sink: sink.clone(),
                     retired: retired.clone(),
                     cancel: cancel.clone(),
+                    live: lives.of(&config.instances[i].label()),
                 };
                 tokio::spawn(task.run())
             })
@@ -57,6 +74,7 @@ struct InstanceTask {
     sink: Sink,
     retired: watch::Receiver<bool>,
     cancel: Cancel,
+    live: Live,
 }
 
 impl InstanceTask {
@@ -67,6 +85,15 @@ impl InstanceTask {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let mut last_failure: Option<(String, Instant)> = None;
         let label = instance.label();
+        // After a reload the old generation's run of this instance may still be going: it
+        // reports, and ends by its timeout. Wait for it rather than start beside it.
+        let settle = Instant::now() + instance.timeout + SETTLE_SLACK;
+        while self.live.describe().is_some() && Instant::now() < settle {
+            tokio::select! {
+                _ = self.cancel.wait_for(|c| *c) => return,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
         loop {
             tokio::select! {
                 biased;
@@ -74,8 +101,36 @@ impl InstanceTask {
                 _ = self.cancel.wait_for(|c| *c) => break,
                 _ = ticker.tick() => {}
             }
+            // Something of an earlier run still lives (a walk or reader past its deadline, a
+            // command out of our reach, the old generation's run after a reload): this run is
+            // skipped and counted rather than started on top of it.
+            if let Some(alive) = self.live.describe() {
+                let collection = Collection {
+                    errors: vec![collect::CollectError::StillRunning(alive)],
+                    ..Collection::default()
+                };
+                let cycle = Cycle {
+                    duration: None,
+                    skipped: 1,
+                };
+                let report =
+                    metrics::report(instance, &self.config.global_tags, &collection, cycle);
+                let _ = self.sink.send(&dogstatsd::report_lines(&report));
+                log_run(
+                    &label,
+                    method.name(),
+                    &collection,
+                    Duration::ZERO,
+                    1,
+                    &mut last_failure,
+                );
+                continue;
+            }
+            let running = self.live.hold("a run of this instance");
             let (collection, duration) =
-                collect::collect_once(&mut method, instance.timeout, &self.cancel).await;
+                collect::collect_once(&mut method, instance.timeout, &self.cancel, &self.live)
+                    .await;
+            drop(running);
             if *self.cancel.borrow() {
                 break; // shutting down: this run was cut short, its result means nothing
             }
@@ -85,7 +140,10 @@ impl InstanceTask {
                 instance,
                 &self.config.global_tags,
                 &collection,
-                Cycle { duration, skipped },
+                Cycle {
+                    duration: Some(duration),
+                    skipped,
+                },
             );
             // A failure is logged by the sink and the lines dropped; the schedule goes on.
             let _ = self.sink.send(&dogstatsd::report_lines(&report));

@@ -5,6 +5,7 @@
 use std::fs::{self, DirEntry};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
 const MAX_DEPTH: usize = 32;
@@ -17,11 +18,25 @@ pub type WalkError = (PathBuf, io::Error);
 /// skipped; any other error, from the walk or from `visit`, stops it.
 pub fn walk_files(
     root: &Path,
+    deadline: Instant,
     mut visit: impl FnMut(&DirEntry) -> io::Result<()>,
 ) -> Result<(), WalkError> {
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
+        check_deadline(&dir, deadline)?;
         read_dir_level(&dir, depth, &mut stack, &mut visit)?;
+    }
+    Ok(())
+}
+
+/// A walk looks at the clock before each directory: one that runs past its deadline (a huge or
+/// slow spool) stops there instead of living on after its run gave up on it.
+pub fn check_deadline(dir: &Path, deadline: Instant) -> Result<(), WalkError> {
+    if Instant::now() >= deadline {
+        return Err((
+            dir.to_path_buf(),
+            io::Error::new(io::ErrorKind::TimedOut, "the walk reached its deadline"),
+        ));
     }
     Ok(())
 }
@@ -36,6 +51,13 @@ pub fn read_dir_level(
     visit: &mut impl FnMut(&DirEntry) -> io::Result<()>,
 ) -> Result<(), WalkError> {
     use io::ErrorKind::NotFound;
+    // A queue directory that is a symbolic link could point anywhere: never follow it.
+    if depth == 0 && fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err((
+            dir.to_path_buf(),
+            io::Error::other("it is a symbolic link, which a walk does not follow"),
+        ));
+    }
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == NotFound && depth > 0 => return Ok(()),

@@ -370,3 +370,65 @@ fn sd_notify_ready_reloading_watchdog_stopping() {
         Some(0)
     );
 }
+
+#[test]
+fn work_that_outlives_its_run_is_never_started_twice() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("stray", "stray", None, None);
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, config_directory: {}, min_collection_interval: 0.5, timeout: 0.5}}\n",
+        udp.url(),
+        s.path("stray").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let me = format!("instance:{}", s.path("stray").display());
+    // Each run times out after 0.5 s and leaves a command we cannot kill for 3 s.
+    // Wait for the second run: it may start only once the first one's stray has ended.
+    let lines = udp.lines_until(Duration::from_secs(15), |l| {
+        l.iter()
+            .filter(|x| x.starts_with("_sc|") && x.contains("did not finish within"))
+            .count()
+            >= 2
+    });
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    let mine = tagged(&lines, &me);
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("_sc|postfix.can_collect|2|")
+                && l.contains("still running after it was stopped")),
+        "{mine:?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("postfix.collection.skipped:1|c")),
+        "{mine:?}"
+    );
+    // Never two at once: each stray starts after the one before it ended.
+    std::thread::sleep(Duration::from_secs(4));
+    let log = std::fs::read_to_string(s.path("stray/strays")).unwrap();
+    let times: Vec<(&str, f64)> = log
+        .lines()
+        .filter_map(|l| l.split_once(' '))
+        .map(|(what, t)| (what, t.parse().unwrap()))
+        .collect();
+    let starts: Vec<f64> = times
+        .iter()
+        .filter(|(w, _)| *w == "start")
+        .map(|(_, t)| *t)
+        .collect();
+    let ends: Vec<f64> = times
+        .iter()
+        .filter(|(w, _)| *w == "end")
+        .map(|(_, t)| *t)
+        .collect();
+    assert!(starts.len() >= 2, "{log}");
+    for (i, start) in starts.iter().enumerate().skip(1) {
+        assert!(
+            *start >= ends[i - 1],
+            "stray {i} started before {} ended: {log}",
+            i - 1
+        );
+    }
+}

@@ -174,7 +174,7 @@ impl Find {
             ],
         );
         let mut counter = LineCounter::default();
-        let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
+        let finished = exec::run(&cmd, limits, |chunk| {
             counter.feed(chunk);
             Ok::<(), std::convert::Infallible>(())
         })
@@ -290,8 +290,13 @@ impl LineCounter {
 /// deadline. Symbolic links are not followed and not counted, as with `find -type f`.
 async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, Error> {
     let q = queue.to_owned();
+    let held = limits
+        .live
+        .hold(format!("a directory walk of {}", path.display()));
+    let deadline = limits.deadline.into_std();
     let walk = tokio::task::spawn_blocking(move || {
-        count_files(&path).map_err(|(path, source)| Error::Walk {
+        let _held = held;
+        count_files(&path, deadline).map_err(|(path, source)| Error::Walk {
             queue: q,
             path,
             source,
@@ -303,7 +308,8 @@ async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, 
         source: io::Error::other(problem.to_owned()),
     };
     let mut cancel = limits.cancel.clone();
-    // The walk itself cannot be interrupted; past the deadline its result is just not awaited.
+    // The walk stops itself at the deadline, at the next directory; until then it counts as
+    // alive, and the instance starts no other run.
     tokio::select! {
         joined = walk => joined.unwrap_or_else(|join| Err(failed(&join.to_string()))),
         () = tokio::time::sleep_until(limits.deadline) => Err(failed("the directory walk did not finish in time")),
@@ -312,9 +318,9 @@ async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, 
 }
 
 /// Counts the regular files below `root`, recursively, like `find -type f`.
-pub fn count_files(root: &Path) -> Result<u64, (PathBuf, io::Error)> {
+pub fn count_files(root: &Path, deadline: std::time::Instant) -> Result<u64, (PathBuf, io::Error)> {
     let mut count = 0u64;
-    walk_files(root, |_| {
+    walk_files(root, deadline, |_| {
         count += 1;
         Ok(())
     })?;
@@ -346,9 +352,10 @@ mod tests {
         std::fs::write(root.join("A/B/two"), b"").unwrap();
         std::os::unix::fs::symlink(root.join("A/one"), root.join("link")).unwrap();
         std::os::unix::fs::symlink(root, root.join("A/loop")).unwrap();
-        assert_eq!(count_files(root).unwrap(), 3);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        assert_eq!(count_files(root, later).unwrap(), 3);
         let missing = root.join("nope");
-        let (path, err) = count_files(&missing).unwrap_err();
+        let (path, err) = count_files(&missing, later).unwrap_err();
         assert_eq!(path, missing);
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }

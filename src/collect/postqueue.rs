@@ -109,11 +109,9 @@ impl Postqueue {
                 flag.into(),
             ],
         );
-        let finished = exec::run(&cmd, limits.deadline, &limits.cancel, |chunk| {
-            parser.feed(chunk)
-        })
-        .await
-        .map_err(|f| failure(&cmd, f))?;
+        let finished = exec::run(&cmd, limits, |chunk| parser.feed(chunk))
+            .await
+            .map_err(|f| failure(&cmd, f))?;
         // A failed postqueue prints nothing useful on stdout: judge the exit first, so that
         // "mail system is down" is reported as that and not as an empty listing.
         check_status(&cmd, &finished)?;

@@ -107,8 +107,11 @@ impl Scan {
                 }
             },
         };
+        let held = limits.live.hold(format!("a scan of {}", dir.display()));
+        let deadline = limits.deadline.into_std();
         let walk = tokio::task::spawn_blocking(move || {
-            let results = scan_queues(&dir, &SCANNED);
+            let _held = held;
+            let results = scan_queues(&dir, &SCANNED, deadline);
             SCANNED.into_iter().zip(results)
         });
         let mut cancel = limits.cancel.clone();
@@ -143,7 +146,11 @@ type Work = Vec<(usize, PathBuf, usize)>;
 /// Counts the finished queue files under `<queue_directory>/<queue>` for each queue, with up to
 /// `SCAN_THREADS` threads sharing the directories (deferred, most of the spool, is hashed into
 /// subdirectories), since each file costs a stat that `find -type f` does not need.
-pub fn scan_queues(queue_directory: &Path, queues: &[&str]) -> Vec<Result<Counted, Error>> {
+pub fn scan_queues(
+    queue_directory: &Path,
+    queues: &[&str],
+    deadline: std::time::Instant,
+) -> Vec<Result<Counted, Error>> {
     let work: Mutex<Work> = Mutex::new(
         queues
             .iter()
@@ -157,7 +164,7 @@ pub fn scan_queues(queue_directory: &Path, queues: &[&str]) -> Vec<Result<Counte
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
     std::thread::scope(|scope| {
         for _ in 0..threads {
-            scope.spawn(|| worker(queues, &work, &busy, &totals));
+            scope.spawn(|| worker(queues, deadline, &work, &busy, &totals));
         }
     });
     totals.into_inner().unwrap_or_else(|p| p.into_inner())
@@ -165,6 +172,7 @@ pub fn scan_queues(queue_directory: &Path, queues: &[&str]) -> Vec<Result<Counte
 
 fn worker(
     queues: &[&str],
+    deadline: std::time::Instant,
     work: &Mutex<Work>,
     busy: &AtomicUsize,
     totals: &Mutex<Vec<Result<Counted, Error>>>,
@@ -189,7 +197,8 @@ fn worker(
             continue;
         };
         let mut found = Vec::new();
-        let result = scan_dir(&dir, depth, &mut found);
+        let result = crate::walk::check_deadline(&dir, deadline)
+            .and_then(|()| scan_dir(&dir, depth, &mut found));
         if !found.is_empty() {
             lock(work).extend(found.into_iter().map(|(d, depth)| (q, d, depth)));
         }
@@ -268,7 +277,8 @@ mod tests {
             std::fs::Permissions::from_mode(0o700),
         )
         .unwrap();
-        let got = scan_queues(dir.path(), &["deferred", "hold", "nope"]);
+        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let got = scan_queues(dir.path(), &["deferred", "hold", "nope"], later);
         assert_eq!(
             got[0].as_ref().unwrap(),
             &Counted {

@@ -153,9 +153,13 @@ async fn read(socket: &PathBuf, mut parser: Parser, limits: &Limits) -> Result<S
         let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
         let flag = Arc::clone(&stop.0);
         let (done, result) = tokio::sync::oneshot::channel();
+        let held = limits
+            .live
+            .hold(format!("a reader of {}", socket.display()));
         std::thread::Builder::new()
             .name("showq-reader".to_owned())
             .spawn(move || {
+                let _held = held;
                 let outcome =
                     paced::read_blocking(&mut stream, &flag, &mut |chunk| parser.feed(chunk));
                 let _ = done.send((parser, outcome));
