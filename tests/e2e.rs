@@ -559,3 +559,74 @@ fn a_second_postfix_instance_through_postmulti_discovery() {
         );
     }
 }
+
+#[test]
+fn a_hung_command_under_real_sudo_is_never_started_twice() {
+    if !enabled("a_hung_command_under_real_sudo_is_never_started_twice") {
+        return;
+    }
+    // What sudo runs as postfix ignores our SIGTERM (sudo relays it) and our SIGKILL cannot
+    // reach it: a run times out after 2 s, its command lives 7 s, runs come every 3 s.
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let cfg = config(
+        &s,
+        &format!("dogstatsd: {{url: \"{}\"}}\ninit_config: {{postfix_user: postfix}}\ncommands: {{find: /usr/local/libexec/pfdtest-hang-find}}\ninstances:\n  - {{method: find, directory: /var/spool/postfix, queues: [deferred], min_collection_interval: 3, timeout: 2}}\n", udp.url()),
+    );
+    let me = s.bin_copy();
+    // setpriv execs the daemon itself (runuser would stand between it and our SIGTERM).
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={USER}"),
+        &format!("--regid={USER}"),
+        "--init-groups",
+    ])
+    .arg(&me);
+    let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    let hung = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|c| c.starts_with(b"/bin/sh\0/usr/local/libexec/pfdtest-hang-find"))
+            .count()
+    };
+    let started = std::time::Instant::now();
+    let mut most = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        most = most.max(hung());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    d.signal("TERM");
+    let stopped = std::time::Instant::now();
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        d.logs()
+    );
+    assert!(stopped.elapsed() < Duration::from_secs(5));
+    let lines = udp.lines_until(Duration::from_millis(200), |_| false);
+    let checks: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("_sc|postfix.can_collect|"))
+        .collect();
+    assert_eq!(most, 1, "hung commands alive at once: {most}\n{}", d.logs());
+    // Every cycle CRITICAL: timed out, or not started while the command lived.
+    assert!(checks.len() >= 8, "{checks:?}");
+    assert!(
+        checks
+            .iter()
+            .all(|l| l.starts_with("_sc|postfix.can_collect|2|")),
+        "{checks:?}"
+    );
+    assert!(
+        checks.iter().any(|l| l.contains("did not finish within")),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .any(|l| l.contains("still running after it was stopped")),
+        "{checks:?}"
+    );
+}
