@@ -275,6 +275,27 @@ pub struct Collection {
     pub asked: Vec<String>,
 }
 
+impl CollectError {
+    /// Postfix is not running, or the run ran out of time: nothing says the method cannot
+    /// work here, so `auto` keeps it rather than fall back to a more privileged one.
+    pub fn is_transient(&self) -> bool {
+        use crate::exec::ExecError;
+        matches!(
+            self,
+            CollectError::Showq(
+                showq::Error::NotRunning { .. }
+                    | showq::Error::Timeout { .. }
+                    | showq::Error::Cancelled { .. }
+            ) | CollectError::Postqueue(
+                postqueue::Error::MailSystemDown { .. }
+                    | postqueue::Error::Exec(
+                        ExecError::Timeout { .. } | ExecError::Cancelled { .. }
+                    )
+            ) | CollectError::Exec(ExecError::Timeout { .. } | ExecError::Cancelled { .. })
+        )
+    }
+}
+
 impl Collection {
     /// Every error with its causes, one after the other, for messages and logs.
     pub fn error_text(&self) -> String {

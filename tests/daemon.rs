@@ -432,3 +432,56 @@ fn work_that_outlives_its_run_is_never_started_twice() {
         );
     }
 }
+
+#[test]
+fn auto_started_while_postfix_is_down_takes_postqueue_once_it_is_up() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix(
+        "pf",
+        "down",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    // A spool scan could read: the old auto settled on it for good while Postfix was down.
+    for q in ["active", "hold", "deferred", "incoming", "maildrop", "corrupt"] {
+        std::fs::create_dir_all(s.path(&format!("pf/spool/{q}"))).unwrap();
+    }
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninit_config: {{postfix_user: nobody-here}}\ninstances:\n  - {{method: auto, config_directory: {}, min_collection_interval: 0.3}}\n",
+        udp.url(),
+        s.path("pf").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let me = format!("instance:{}", s.path("pf").display());
+    let down = udp.lines_until(WAIT, |l| {
+        l.iter().any(|x| x.contains("Postfix is not running"))
+    });
+    let mine = tagged(&down, &me);
+    assert!(
+        mine.iter()
+            .any(|l| l.starts_with("_sc|postfix.can_collect|2|")
+                && l.contains("Postfix is not running")),
+        "{mine:?}"
+    );
+    // Postfix comes up: the next cycle uses postqueue (scan and find were never settled on).
+    s.write("pf/mode", "ok");
+    let up = udp.lines_until(WAIT, |l| {
+        l.iter()
+            .any(|x| x.starts_with("_sc|postfix.can_collect|0|"))
+    });
+    assert!(
+        tagged(&up, &me)
+            .iter()
+            .any(|l| l.starts_with("postfix.queue.size:7|g|#queue:deferred")),
+        "{up:?}\n{}",
+        d.logs()
+    );
+    assert!(
+        d.logs().contains("method auto chose postqueue"),
+        "{}",
+        d.logs()
+    );
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+}

@@ -256,9 +256,30 @@ fn auto_takes_the_least_privileged_method_that_works_and_says_why() {
         stdout(&out)
     );
 
+    // Postfix is down: postqueue says so, and auto reports that rather than settle for a
+    // more privileged method that does not need Postfix running.
+    let s4 = Scratch::new();
+    s4.postfix("pf", "down", None, None);
+    let config = s4.config(&format!(
+        "init_config: {{postfix_user: nobody-here}}\ninstances:\n  - {{method: auto, config_directory: {}}}\n",
+        s4.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("auto: postqueue -j (passed over: showq: no showq socket"),
+        "{text}"
+    );
+    assert!(text.contains("Postfix is not running"), "{text}");
+    assert!(
+        !text.contains("queue active") && !text.contains("no method works"),
+        "{text}"
+    );
+
     // Nothing works: every method's error, and no gauge.
     let s3 = Scratch::new();
-    s3.postfix("pf", "down", None, None);
+    s3.postfix("pf", "denied", None, None);
     let config = s3.config(&format!(
         "init_config: {{postfix_user: nobody-here}}\ninstances:\n  - {{method: auto, config_directory: {}}}\n",
         s3.path("pf").display()
@@ -269,7 +290,7 @@ fn auto_takes_the_least_privileged_method_that_works_and_says_why() {
     assert!(text.contains("auto: no method works"), "{text}");
     assert!(
         text.contains("no showq socket")
-            && text.contains("Postfix is not running")
+            && text.contains("authorized_mailq_users")
             && text.contains("queue active"),
         "{text}"
     );

@@ -1,11 +1,17 @@
 //! Method `auto`: use the least-privileged method that works on this host, tried in that
 //! order: showq (a socket, group postdrop), postqueue (a setgid program,
-//! authorized_mailq_users), scan (reads the queue directories), find (sudo). The first to
-//! succeed is kept, and the choice and the reasons the others were passed over are logged and
-//! shown by `check`. If every method fails, all their errors are reported and the choice is
-//! made again at the next run.
+//! authorized_mailq_users), scan (reads the queue directories), find (sudo). Every cycle the
+//! best method not passed over is used; the choice and the reasons the others were passed over
+//! are logged and shown by `check`. Postfix being down passes nothing over; a method that is
+//! not permitted or not installed is passed over for 10 minutes, then tried again.
 
-use super::{Collection, InstanceSettings, Method, MethodConfig, MethodKind, Need, Reads};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    CollectError, Collection, InstanceSettings, Method, MethodConfig, MethodKind, Need, Reads,
+};
 use crate::exec::Limits;
 use crate::postconf;
 use crate::queue::FIND_ORDER;
@@ -41,12 +47,26 @@ impl From<&InstanceSettings> for Options {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {}
 
+/// How long a method that cannot work here (not permitted, not installed) is passed over
+/// before auto tries it again: permissions get fixed, Postfix gets installed.
+const RETRY_BETTER: Duration = Duration::from_secs(600);
+
 #[derive(Debug)]
 pub struct Auto {
     settings: InstanceSettings,
-    /// The method in use and why, once one worked.
-    chosen: Option<(Box<Method>, String)>,
+    /// The methods, least privilege first, kept between cycles with what each said.
+    candidates: Vec<Candidate>,
+    /// The candidate that worked last, for the log when the choice changes.
+    current: Option<MethodKind>,
     postconf: postconf::Cache,
+}
+
+#[derive(Debug)]
+struct Candidate {
+    kind: MethodKind,
+    method: Method,
+    /// Why it cannot work here, and when to try it again.
+    passed_over: Option<(Instant, String)>,
 }
 
 impl Auto {
@@ -54,36 +74,53 @@ impl Auto {
         Auto {
             postconf: postconf::Cache::new(&settings.commands.postconf, &settings.config_directory),
             settings,
-            chosen: None,
+            candidates: Vec::new(),
+            current: None,
         }
     }
 
+    /// Tries the methods least privilege first, skipping those passed over until their retry
+    /// time. A method that fails because Postfix is not running (or that ran out of time) is
+    /// not passed over: auto reports that failure and tries it again next cycle, rather than
+    /// settle for a more privileged method that happens not to need Postfix running. Only "not
+    /// permitted" or "not installed" sends it down the list, for `RETRY_BETTER`.
     pub async fn collect(&mut self, limits: &Limits) -> Collection {
-        if let Some((method, why)) = &mut self.chosen {
-            let mut c = Box::pin(method.collect(limits)).await;
-            c.how = format!("auto: {} ({why})", c.how);
-            return c;
+        if self.candidates.len() < ORDER.len() {
+            self.candidates = self.candidates(limits).await;
         }
+        let now = Instant::now();
         let mut passed_over: Vec<String> = Vec::new();
         let mut errors = Vec::new();
-        for mut method in self.candidates(limits).await {
-            let mut c = Box::pin(method.collect(limits)).await;
-            if c.errors.is_empty() {
+        for c in &mut self.candidates {
+            let name = c.kind.name();
+            if let Some((retry_at, why)) = &c.passed_over {
+                if now < *retry_at {
+                    passed_over.push(format!("{name}: {why}"));
+                    continue;
+                }
+            }
+            let mut got = Box::pin(c.method.collect(limits)).await;
+            if got.errors.is_empty() || got.errors.iter().all(CollectError::is_transient) {
+                c.passed_over = None;
                 let why = if passed_over.is_empty() {
                     "the least privileged method, and it works".to_owned()
                 } else {
                     format!("passed over: {}", passed_over.join("; "))
                 };
-                tracing::info!(method = method.name(), reason = %why, "method auto chose {}", method.name());
-                c.how = format!("auto: {} ({why})", c.how);
-                self.chosen = Some((Box::new(method), why));
-                return c;
+                if got.errors.is_empty() && self.current != Some(c.kind) {
+                    tracing::info!(method = name, reason = %why, "method auto chose {name}");
+                    self.current = Some(c.kind);
+                }
+                got.how = format!("auto: {} ({why})", got.how);
+                return got;
             }
-            passed_over.push(format!("{}: {}", method.name(), c.error_text()));
-            errors.append(&mut c.errors);
+            let text = got.error_text();
+            passed_over.push(format!("{name}: {text}"));
+            c.passed_over = Some((now + RETRY_BETTER, text));
+            errors.append(&mut got.errors);
         }
         Collection {
-            how: "auto: no method works".to_owned(),
+            how: format!("auto: no method works ({})", passed_over.join("; ")),
             errors,
             ..Collection::default()
         }
@@ -91,7 +128,7 @@ impl Auto {
 
     /// The methods to try, in `ORDER`. A method that needs the queue directory (find) gets
     /// postconf's when `directory` is not given, and is left out when postconf cannot say.
-    async fn candidates(&mut self, limits: &Limits) -> Vec<Method> {
+    async fn candidates(&mut self, limits: &Limits) -> Vec<Candidate> {
         let mut settings = self.settings.clone();
         settings.queues = FIND_ORDER.iter().map(|q| q.to_string()).collect();
         let mut out = Vec::new();
@@ -104,7 +141,11 @@ impl Auto {
                     Err(_) => continue,
                 }
             }
-            out.push(Method::new(&MethodConfig::Run(kind, Box::new(settings))));
+            out.push(Candidate {
+                kind,
+                method: Method::new(&MethodConfig::Run(kind, Box::new(settings))),
+                passed_over: None,
+            });
         }
         out
     }
