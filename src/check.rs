@@ -63,6 +63,7 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         "config: {}\ntarget: {}\n\n{table}\n",
         config.source, config.target
     );
+    write_series(&mut text, config, &lines);
     match &sink {
         Some(sink) => match sink.send(&lines) {
             Ok(()) => {
@@ -143,4 +144,23 @@ fn write_instance(
         let _ = writeln!(out, "  error: {}", crate::error_chain(e));
     }
     out.push('\n');
+}
+
+/// What the config costs in Datadog custom metrics: the series sent this cycle, and the most
+/// each instance can send, metric by metric.
+fn write_series(text: &mut String, config: &Config, lines: &[String]) {
+    let sent = lines.iter().filter(|l| !l.starts_with("_sc|")).count();
+    let mut most_total = 0;
+    let mut rows = String::new();
+    for instance in &config.instances {
+        let most = metrics::most_series(instance);
+        let n: usize = most.iter().map(|(_, n)| n).sum();
+        most_total += n;
+        let per: Vec<String> = most.iter().map(|(name, n)| format!("{name} {n}")).collect();
+        let _ = writeln!(rows, "  {}: {n} ({})", instance.label(), per.join(", "));
+    }
+    let _ = writeln!(
+        text,
+        "series (each a Datadog custom metric): {sent} sent this cycle, at most {most_total} per cycle\n{rows}"
+    );
 }

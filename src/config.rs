@@ -27,6 +27,8 @@ instances:
   - method: postqueue
     config_directory: /etc/postfix
     min_collection_interval: 15
+    top_domains: 3
+    age_thresholds: [1h, 1d]
 ";
 /// A config file larger than this is not a config file.
 const MAX_FILE_SIZE: u64 = 1 << 20;
@@ -357,4 +359,23 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
             Some("YAML files are UTF-8"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The built-in default costs what the packaged config does (tests/config.rs holds that
+    /// one to the budget): the same instance, within 70 series.
+    #[test]
+    fn embedded_default_within_the_series_budget() {
+        let config = parse("default", EMBEDDED_DEFAULT, &DatadogEnv::default()).unwrap();
+        let most: usize = config
+            .instances
+            .iter()
+            .flat_map(crate::metrics::most_series)
+            .map(|(_, n)| n)
+            .sum();
+        assert!((60..=70).contains(&most), "{most}");
+    }
 }

@@ -189,6 +189,48 @@ pub fn report(
     Report { samples, check }
 }
 
+/// The most distinct series one cycle of `instance` can send, per metric name: what it costs
+/// on a Datadog bill, where every series is a custom metric. Counts what the method can read
+/// (listing methods every figure of five queues, scan sizes of six, find the listed queues),
+/// the age thresholds, the reason classes, `top_domains` per queue plus `other`, and
+/// `metric_patterns`. An instance with `discover` costs this once per Postfix instance.
+pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
+    use crate::collect::{MethodConfig, MethodKind};
+    let (queues, listed, scanned) = match &instance.method {
+        MethodConfig::Run(MethodKind::Find, settings) => (settings.queues.len(), 0, 0),
+        MethodConfig::Run(MethodKind::Scan, _) => (queue::SCANNED.len(), 0, queue::SCANNED.len()),
+        // auto may end up on any of them: the most of each.
+        MethodConfig::Run(MethodKind::Auto, _) => (
+            queue::SCANNED.len(),
+            queue::LISTED.len(),
+            queue::SCANNED.len(),
+        ),
+        MethodConfig::Run(_, _) => (queue::LISTED.len(), queue::LISTED.len(), 0),
+        MethodConfig::Unavailable(_) => (0, 0, 0),
+    };
+    let domains = if instance.top_domains > 0 {
+        listed * (instance.top_domains + 1)
+    } else {
+        0
+    };
+    let reasons = if listed > 0 { Reason::ALL.len() } else { 0 };
+    [
+        (QUEUE_SIZE, queues),
+        (QUEUE_BYTES, listed.max(scanned)),
+        (QUEUE_RECIPIENTS, listed),
+        (QUEUE_OLDEST_AGE, listed),
+        (QUEUE_OLDER_THAN, listed * instance.age_thresholds.len()),
+        (RECIPIENTS_BY_REASON, reasons),
+        (RECIPIENTS_BY_DOMAIN, domains),
+        (DURATION, 1),
+        (ERRORS, 1),
+        (SKIPPED, 1),
+    ]
+    .into_iter()
+    .filter(|(name, n)| *n > 0 && instance.patterns.allows(name))
+    .collect()
+}
+
 struct Tagger<'a> {
     instance: &'a Instance,
     global: &'a [String],

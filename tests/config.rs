@@ -190,3 +190,30 @@ fn running_as_root_refuses_what_others_may_change() {
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("with mode 777"), "{}", stderr(&out));
 }
+
+/// What a packaged install costs in Datadog custom metrics, at most, per cycle: 70 series
+/// leaves 30 of the 100 custom metrics a Datadog Pro plan includes per host for the log
+/// families. A change that pushes the default over it fails here.
+const DEFAULT_SERIES_BUDGET: usize = 70;
+
+#[test]
+fn the_packaged_default_stays_within_its_series_budget() {
+    // The built-in default (no config file at all) is held to the same budget in config.rs.
+    {
+        let config = repo("packaging/config.yaml");
+        let out = run(&["check", "-c", config.to_str().unwrap()]);
+        let text = stdout(&out);
+        let most: usize = text
+            .lines()
+            .find_map(|l| {
+                l.split_once(", at most ")?
+                    .1
+                    .strip_suffix(" per cycle")?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no series line: {text}"));
+        assert!(most <= DEFAULT_SERIES_BUDGET, "{most} series: {text}");
+        assert!(most >= 60, "the count looks wrong: {text}");
+    }
+}

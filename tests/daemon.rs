@@ -444,7 +444,9 @@ fn auto_started_while_postfix_is_down_takes_postqueue_once_it_is_up() {
         None,
     );
     // A spool scan could read: the old auto settled on it for good while Postfix was down.
-    for q in ["active", "hold", "deferred", "incoming", "maildrop", "corrupt"] {
+    for q in [
+        "active", "hold", "deferred", "incoming", "maildrop", "corrupt",
+    ] {
         std::fs::create_dir_all(s.path(&format!("pf/spool/{q}"))).unwrap();
     }
     let config = s.config(&format!(
