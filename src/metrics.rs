@@ -22,11 +22,12 @@ pub const RECIPIENTS_BY_REASON: &str = "postfix.queue.recipients_by_reason";
 pub const RECIPIENTS_BY_DOMAIN: &str = "postfix.queue.recipients_by_domain";
 pub const DURATION: &str = "postfix.collection.duration";
 pub const ERRORS: &str = "postfix.collection.errors";
+pub const TRUNCATED: &str = "postfix.collection.truncated";
 pub const SKIPPED: &str = "postfix.collection.skipped";
 pub const CAN_COLLECT: &str = "postfix.can_collect";
 
 /// Every metric and service check name we send (the dashboard test checks against this).
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     QUEUE_SIZE,
     QUEUE_BYTES,
     QUEUE_RECIPIENTS,
@@ -36,6 +37,7 @@ pub const ALL: [&str; 11] = [
     RECIPIENTS_BY_DOMAIN,
     DURATION,
     ERRORS,
+    TRUNCATED,
     SKIPPED,
     CAN_COLLECT,
 ];
@@ -171,6 +173,12 @@ pub fn report(
         Value::Int(collection.errors.len() as u64),
         Kind::Count,
     );
+    // Messages too large to list whole: counted, recipients skipped; not an error.
+    push(
+        TRUNCATED,
+        Value::Int(collection.snapshot.truncated.messages),
+        Kind::Count,
+    );
     push(SKIPPED, Value::Int(cycle.skipped), Kind::Count);
     let mut check_tags = own.clone();
     if let Some(v) = &collection.postfix_version {
@@ -225,6 +233,7 @@ pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
         (DURATION, 1),
         (ERRORS, 1),
         (SKIPPED, 1),
+        (TRUNCATED, 1),
     ]
     .into_iter()
     .filter(|(name, n)| *n > 0 && instance.patterns.allows(name))

@@ -16,7 +16,24 @@ pub struct Snapshot {
     /// Per queue, in the order the method reports them (the order the gauges are sent in).
     /// A queue the method could not read is absent, never present with 0.
     pub queues: Vec<QueueStats>,
+    /// Listed messages too large to examine whole.
+    pub truncated: Truncated,
 }
+
+/// Messages whose listing passed the parser's bound (a `-j` line, an attribute-stream message
+/// of more than `listing::MAX_MESSAGE` bytes): each counts in its queue's messages, bytes and
+/// ages, none of its recipients do (see [`Snapshot::record_truncated`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Truncated {
+    pub messages: u64,
+    /// Their queue IDs, the first `MAX_TRUNCATED_IDS`, for the log.
+    pub ids: Vec<String>,
+}
+
+/// Queue IDs of truncated messages kept per snapshot. Each such message took more than 4 MiB
+/// of listing, so this many is gigabytes per run: a bound never reached in practice, but a
+/// bound (a fuzzer lowers the message bound).
+pub const MAX_TRUNCATED_IDS: usize = 1000;
 
 /// Counts for one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,6 +120,9 @@ impl ListingRules {
         }
     }
 }
+
+/// The longest queue ID kept for the log, in characters.
+const MAX_QUEUE_ID: usize = 64;
 
 /// Up to this many recipients, duplicates are found by looking back; beyond, with a set.
 const LOOK_BACK: usize = 16;
@@ -196,6 +216,30 @@ impl Snapshot {
             l.recipients += 1;
             l.reasons[reason::classify(r.delay_reason).index()] += 1;
             l.domains.add(&domain_of(r.address), 1);
+        }
+    }
+
+    /// Records a message too large to examine whole: its queue, arrival and size count, its
+    /// recipients do not, not even those read before the bound. Counting them without holding
+    /// them would count a recipient that showq repeats (past `duplicate_filter_limit`, which is
+    /// what a message of 100,000 recipients meets) once per repeat; none is a figure that can
+    /// be stated, part of them is not.
+    pub fn record_truncated(
+        &mut self,
+        queue: &str,
+        rules: &ListingRules,
+        arrival: Option<i64>,
+        size: Option<u64>,
+        queue_id: &str,
+    ) {
+        self.record(queue, rules, arrival, size, &[]);
+        self.truncated.messages += 1;
+        if self.truncated.ids.len() < MAX_TRUNCATED_IDS {
+            // Postfix makes queue IDs (at most 20-odd characters); the cap is for a stream
+            // that is not Postfix's.
+            self.truncated
+                .ids
+                .push(queue_id.chars().take(MAX_QUEUE_ID).collect());
         }
     }
 

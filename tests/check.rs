@@ -136,6 +136,37 @@ fn empty_queue_is_a_true_zero() {
     );
 }
 
+/// A message listed in more than the parser's bound (13.7 MB on one line) counts in its queue,
+/// is reported as truncated and named once in the log, and the instance stays OK.
+#[test]
+fn an_oversized_message_is_counted_and_reported_not_fatal() {
+    let s = Scratch::new();
+    s.postfix("pf", "ok", None, None);
+    s.write("pf/listing-j", newsletter_queue().0);
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}, timeout: 5}}\n",
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    let tag = format!("instance:{}", s.path("pf").display());
+    for want in [
+        format!("postfix.queue.size:4|g|#queue:deferred,{tag}"),
+        format!("postfix.queue.bytes:4000|g|#queue:deferred,{tag}"),
+        format!("postfix.queue.older_than:4|g|#queue:deferred,age:5m,{tag}"),
+        format!("postfix.collection.truncated:1|c|#{tag}"),
+        format!("postfix.collection.errors:0|c|#{tag}"),
+        format!("_sc|postfix.can_collect|0|#{tag}"),
+    ] {
+        assert!(
+            text.lines().any(|l| l.starts_with(&want)),
+            "missing {want}: {text}"
+        );
+    }
+    assert!(stderr(&out).contains("NEWSLETTER1"), "{}", stderr(&out));
+}
+
 /// Every failure: CRITICAL with its cause, the error counted, and no queue gauge at all.
 #[test]
 fn failures_are_named_and_send_no_gauge() {

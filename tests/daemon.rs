@@ -32,7 +32,7 @@ fn assert_exact_lines(s: &Scratch, lines: &[String], extra_tag: &str) {
     // One cycle of the good instance, exactly, durations aside.
     let first: Vec<String> = tagged(lines, &good)
         .into_iter()
-        .take(9)
+        .take(10)
         .map(|l| mask(l, s).trim_end().to_owned())
         // Under a loaded test machine a 0.2 s run may overrun: skipped runs are tested elsewhere.
         .map(|l| {
@@ -51,6 +51,7 @@ fn assert_exact_lines(s: &Scratch, lines: &[String], extra_tag: &str) {
         format!("postfix.queue.size:3|g|#role:out,queue:maildrop,instance:{pf},{extra_tag}"),
         format!("postfix.collection.duration:<n>|g|#role:out,instance:{pf},{extra_tag}"),
         format!("postfix.collection.errors:0|c|#role:out,instance:{pf},{extra_tag}"),
+        format!("postfix.collection.truncated:0|c|#role:out,instance:{pf},{extra_tag}"),
         format!("postfix.collection.skipped:0|c|#role:out,instance:{pf},{extra_tag}"),
         format!(
             "_sc|postfix.can_collect|0|#role:out,instance:{pf},{extra_tag},postfix_version:3.7.11"

@@ -92,6 +92,50 @@ fn showq_gives_what_postqueue_gives_for_the_same_moment() {
     assert!(stdout(&out).contains("(showq socket, "));
 }
 
+/// A message whose recipients pass the parser's bound, from showq's socket: counted, reported
+/// as truncated and named in the log, the instance OK; the same figures as postqueue's.
+#[test]
+fn showq_counts_an_oversized_message_as_postqueue_does() {
+    let s = Scratch::new();
+    let (json, attr) = newsletter_queue();
+    s.postfix("sq", "ok", None, None);
+    showq_server(&s, "sq", attr.leak());
+    s.postfix("pq", "ok", None, None);
+    s.write("pq/listing-j", json);
+    let config = s.config(&format!(
+        "instances:\n  - {{method: showq, config_directory: {}, timeout: 5}}\n  - {{method: postqueue, config_directory: {}, timeout: 5}}\n",
+        s.path("sq").display(),
+        s.path("pq").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let all = lines(&out);
+    let mine = |pf: &str| -> Vec<String> {
+        let tag = format!("instance:{}", s.path(pf).display());
+        tagged(&all, &tag)
+            .into_iter()
+            .filter(|l| !l.starts_with("postfix.collection.duration"))
+            .map(|l| l.replace(&tag, "X"))
+            .collect()
+    };
+    let sq = mine("sq");
+    assert!(
+        sq.contains(&"postfix.queue.size:4|g|#queue:deferred,X".to_owned()),
+        "{sq:?}"
+    );
+    assert!(
+        sq.contains(&"postfix.collection.truncated:1|c|#X".to_owned()),
+        "{sq:?}"
+    );
+    assert_eq!(sq, mine("pq"));
+    // One warning per instance, naming the message.
+    let named = stderr(&out)
+        .lines()
+        .filter(|l| l.contains("NEWSLETTER1"))
+        .count();
+    assert_eq!(named, 2, "{}", stderr(&out));
+}
+
 #[test]
 fn showq_failures_are_named() {
     let s = Scratch::new();

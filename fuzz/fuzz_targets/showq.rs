@@ -1,4 +1,6 @@
 //! The showq attribute stream, fed in two chunks split at a fuzzed point (the parser streams).
+//! Under cargo fuzz (`cfg(fuzzing)`) `listing::MAX_MESSAGE` is 4 KiB, so inputs within
+//! `-max_len` reach the truncating path of messages past the bound.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

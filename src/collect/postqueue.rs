@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::listing::{json, text, ParseError, Parser};
+use super::listing::{json, text, ParseError, Parser, TruncationLog};
 use super::{Collection, InstanceSettings, Reads};
 use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::postconf;
@@ -41,6 +41,7 @@ pub struct Postqueue {
     options: Options,
     /// `mail_version` decides the format: `-j` from Postfix 3.1.
     postconf: postconf::Cache,
+    truncations: TruncationLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +73,7 @@ impl Postqueue {
         Postqueue {
             postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
             options,
+            truncations: TruncationLog::default(),
         }
     }
 
@@ -89,7 +91,11 @@ impl Postqueue {
         }
         .await;
         match result {
-            Ok(snapshot) => collection.snapshot = snapshot,
+            Ok(snapshot) => {
+                self.truncations
+                    .note(&snapshot, &self.options.config_directory);
+                collection.snapshot = snapshot;
+            }
             Err(e) => collection.errors.push(e.into()),
         }
         collection

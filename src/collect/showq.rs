@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use tokio::net::UnixStream;
 
-use super::listing::{attr, text, ParseError, Parser};
+use super::listing::{attr, text, ParseError, Parser, TruncationLog};
 use super::{Collection, InstanceSettings, Reads};
 use crate::exec::Limits;
 use crate::queue::ListingFormat;
@@ -53,6 +53,7 @@ impl From<&InstanceSettings> for Options {
 pub struct Showq {
     options: Options,
     postconf: postconf::Cache,
+    truncations: TruncationLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +89,7 @@ impl Showq {
         Showq {
             postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
             options,
+            truncations: TruncationLog::default(),
         }
     }
 
@@ -112,7 +114,11 @@ impl Showq {
         }
         .await;
         match result {
-            Ok(snapshot) => collection.snapshot = snapshot,
+            Ok(snapshot) => {
+                self.truncations
+                    .note(&snapshot, &self.options.config_directory);
+                collection.snapshot = snapshot;
+            }
             Err(e) => collection.errors.push(e.into()),
         }
         collection

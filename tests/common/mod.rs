@@ -435,3 +435,46 @@ pub fn count_service_checks(lines: &[String], tag: &str) -> usize {
         .filter(|l| l.starts_with("_sc|"))
         .count()
 }
+
+/// A queue a hostile or careless sender can make: three ordinary deferred messages and a
+/// newsletter of 140,000 recipients, each with its delay reason, queue ID `NEWSLETTER1`; as
+/// `postqueue -j` lists it (the newsletter some 13.7 MB on one line) and as showq's attribute
+/// stream says it.
+pub fn newsletter_queue() -> (Vec<u8>, Vec<u8>) {
+    let reason = "connect to mx.example.com[192.0.2.10]:25: Connection refused";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (mut json, mut attr) = (
+        Vec::new(),
+        b"protocol\0mail_queue_list_protocol\0\0".to_vec(),
+    );
+    for (id, recipients) in [
+        ("4C0D6280E1", 1),
+        ("NEWSLETTER1", 140_000),
+        ("4C0D6280E2", 2),
+        ("4C0D6280E3", 3),
+    ] {
+        let (arrival, size) = (now - 600, 1000);
+        json.extend_from_slice(format!("{{\"queue_name\": \"deferred\", \"queue_id\": \"{id}\", \"arrival_time\": {arrival}, \"message_size\": {size}, \"forced_expire\": false, \"sender\": \"news@example.com\", \"recipients\": [").as_bytes());
+        attr.extend_from_slice(format!("queue_name\0deferred\0queue_id\0{id}\0time\0{arrival}\0size\0{size}\0sender\0news@example.com\0").as_bytes());
+        for i in 0..recipients {
+            let sep = if i == 0 { "" } else { ", " };
+            json.extend_from_slice(
+                format!(
+                    "{sep}{{\"address\": \"user{i}@d{}.example\", \"delay_reason\": \"{reason}\"}}",
+                    i % 7
+                )
+                .as_bytes(),
+            );
+            attr.extend_from_slice(
+                format!("recipient\0user{i}@d{}.example\0reason\0{reason}\0", i % 7).as_bytes(),
+            );
+        }
+        json.extend_from_slice(b"]}\n");
+        attr.push(0);
+    }
+    attr.push(0);
+    (json, attr)
+}

@@ -6,11 +6,13 @@
 //! line: only the mark right after the queue ID counts.
 
 use super::ParseError;
-use crate::lines::{excerpt, LineSplitter};
+use crate::lines::{excerpt, LineSplitter, Piece};
 use crate::queue::{self, ListingFormat};
 use crate::snapshot::Snapshot;
 
-/// A `-p` line is one address or reason.
+/// A `-p` line is one address or reason. A longer line is read by its first `MAX_LINE` bytes
+/// and the rest skipped: every line says what it is (and a message line its queue) at its
+/// start, and `-p` gives nothing but the count, so nothing is lost and nothing is reported.
 pub const MAX_LINE: usize = 1 << 20;
 
 /// A streaming parser: feed it chunks, then `finish`.
@@ -52,11 +54,13 @@ impl Parser {
     }
 
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ParseError> {
-        self.lines.feed(chunk, |n, line| self.state.line(n, line))
+        self.lines
+            .pieces(chunk, |n, piece| self.state.piece(n, piece))
     }
 
     pub fn finish(mut self) -> Result<Snapshot, ParseError> {
-        self.lines.finish(|n, line| self.state.line(n, line))?;
+        self.lines
+            .finish_pieces(|n, piece| self.state.piece(n, piece))?;
         let t = self.state;
         if !t.seen {
             return Err(ParseError::Empty);
@@ -85,6 +89,13 @@ pub fn parse(input: &[u8]) -> Result<Snapshot, ParseError> {
 }
 
 impl State {
+    fn piece(&mut self, n: u64, piece: Piece<'_>) -> Result<(), ParseError> {
+        match piece {
+            Piece::Line(line) | Piece::Head(line) => self.line(n, line),
+            Piece::Tail(_) | Piece::End => Ok(()),
+        }
+    }
+
     fn line(&mut self, n: u64, line: &[u8]) -> Result<(), ParseError> {
         self.seen = true;
         let bad = || ParseError::Text {
@@ -247,5 +258,36 @@ mod tests {
             counts(&empty.unwrap()),
             vec![("active", 0), ("hold", 0), ("deferred", 0)]
         );
+    }
+
+    /// A line past the bound (a recipient, a reason, a sender of a megabyte) is read by its
+    /// start: the message counts, the listing is understood.
+    #[test]
+    fn an_oversized_line_is_read_by_its_start() {
+        let long = "x".repeat(3 * MAX_LINE);
+        let pad = " ".repeat(41);
+        let input = [
+            "-Queue ID-  --Size-- ----Arrival Time---- -Sender/Recipient-------".to_owned(),
+            format!("4C0D6280E4*     339 Sat Nov 28 10:00:00  {long}@example.com"),
+            format!("{pad}{long}@example.com"),
+            format!("({long})"),
+            String::new(),
+            "4C0D6280E5      339 Sat Nov 28 10:00:00  a@example.com".to_owned(),
+            format!("{pad}b@example.com"),
+            String::new(),
+            "-- 1 Kbytes in 2 Requests.\n".to_owned(),
+        ]
+        .join("\n");
+        for chunk in [4096, 1 << 20, input.len()] {
+            let mut p = Parser::new();
+            for piece in input.as_bytes().chunks(chunk) {
+                p.feed(piece).unwrap();
+            }
+            assert_eq!(
+                counts(&p.finish().unwrap()),
+                vec![("active", 1), ("hold", 0), ("deferred", 1)],
+                "chunk size {chunk}"
+            );
+        }
     }
 }
