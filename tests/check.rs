@@ -464,3 +464,33 @@ fn find_counts_through_files_vanishing_but_not_through_real_errors() {
     assert!(text.contains("Permission denied"), "{text}");
     assert_eq!(out.status.code(), Some(1), "{text}");
 }
+
+#[test]
+fn without_postfix_user_find_asks_sudo_for_the_queue_owner_never_root() {
+    let s = Scratch::new();
+    std::fs::create_dir_all(s.path("spool/deferred")).unwrap();
+    // A Datadog config as the Agent ships it: no postfix_user (the check's default was root).
+    s.write("spool/refuse-deferred", "");
+    let config = s.config(&format!(
+        "instances:\n  - directory: {}\n    queues: [deferred]\n",
+        s.path("spool").display()
+    ));
+    let me = s.bin_copy();
+    let mut cmd = std::process::Command::new(if is_root() {
+        "setpriv".as_ref()
+    } else {
+        me.as_os_str()
+    });
+    if is_root() {
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&me);
+    }
+    let out = cmd
+        .args(["check", "-c", config.to_str().unwrap()])
+        .env_remove("DD_DOGSTATSD_URL")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("ALL=(postfix) NOPASSWD:"), "{text}");
+    assert!(!text.contains("(root)"), "{text}");
+}

@@ -217,3 +217,40 @@ fn the_packaged_default_stays_within_its_series_budget() {
         assert!(most >= 60, "the count looks wrong: {text}");
     }
 }
+
+/// Every key the README's configuration tables document appears in examples/full.yaml, "with
+/// every key".
+#[test]
+fn full_example_has_every_documented_key() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let tables = readme
+        .split("### Datadog keys")
+        .nth(1)
+        .and_then(|rest| rest.split("### Scheduling and reload").next())
+        .expect("the README's key tables");
+    let example = std::fs::read_to_string(repo("examples/full.yaml")).unwrap();
+    let has = |key: &str| {
+        example.lines().any(|l| {
+            l.trim_start()
+                .trim_start_matches("- ")
+                .starts_with(&format!("{key}:"))
+        })
+    };
+    let mut keys = 0;
+    for row in tables.lines().filter(|l| l.starts_with("| `")) {
+        let first = row.split('|').nth(1).unwrap();
+        for documented in first.split('`').skip(1).step_by(2) {
+            // `instances[].metric_patterns.include`, `.exclude`, `commands.*`: the last name.
+            let name = documented.rsplit('.').next().unwrap();
+            if name == "*" {
+                continue;
+            }
+            keys += 1;
+            assert!(
+                has(name),
+                "examples/full.yaml lacks `{documented}` ({name}:)"
+            );
+        }
+    }
+    assert!(keys >= 25, "only {keys} keys found in the README tables");
+}

@@ -48,7 +48,7 @@ pub struct Postqueue {
 pub enum Error {
     #[error("Postfix is not running: `{command}` says: {stderr}")]
     MailSystemDown { command: String, stderr: String },
-    #[error("`{command}` was refused: this user is not in Postfix's authorized_mailq_users ({stderr}); add it there, or use method: find")]
+    #[error("`{command}` was refused: this user is not in Postfix's authorized_mailq_users ({stderr}); add it there, or use method: showq, which reads Postfix's showq socket with group postdrop and is not subject to it")]
     NotAuthorized { command: String, stderr: String },
     #[error("`{command}` failed with {status}: {stderr}")]
     Failed {

@@ -38,6 +38,8 @@ keys! {
 #[derive(Debug)]
 pub struct Defaults {
     pub postfix_user: String,
+    /// `init_config.postfix_user` was written (else the default, noted in the log).
+    pub postfix_user_given: bool,
     /// `init_config.postqueue`: the method of instances without `method:`.
     pub use_postqueue: bool,
     pub service: Option<String>,

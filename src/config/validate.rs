@@ -7,7 +7,7 @@ use super::env::{self, DatadogEnv, UrlError};
 use super::instance::{self, Defaults};
 use super::yaml::{keys, kind, Node, Walker};
 use super::{Config, ConfigError, DEFAULT_POSTFIX_USER};
-use crate::collect::Commands;
+use crate::collect::{Commands, MethodConfig, MethodKind};
 
 keys! {
     /// The top level of the file.
@@ -72,6 +72,17 @@ pub fn validate(tree: &Value, env: &DatadogEnv) -> Result<Config, Vec<ConfigErro
     }
     let commands = w.commands(&top, TopKey::Commands, &Commands::default());
     let defaults = init_config(&mut w, &top, &commands);
+    // Agent 5 read the interval here; the Python check then ignored it. Say where it goes.
+    if let Some(e) = w
+        .errors
+        .iter_mut()
+        .find(|e| e.path == "init_config.min_collection_interval")
+    {
+        e.hint = Some(
+            "Agent 5 read it here, Agent 6 and 7 ignore it: write `min_collection_interval` on each instance instead"
+                .to_owned(),
+        );
+    }
 
     let dsd: Node<DogstatsdKey> = w.child(&top, TopKey::Dogstatsd);
     let file_target = w.string(&dsd, DogstatsdKey::Url).and_then(|url| {
@@ -88,6 +99,17 @@ pub fn validate(tree: &Value, env: &DatadogEnv) -> Result<Config, Vec<ConfigErro
     let mut global_tags = w.tags(&dsd, DogstatsdKey::Tags);
 
     let instances = instances(&mut w, &top, &defaults, &mut notes);
+    let sudoes = instances.iter().any(|i| {
+        matches!(
+            i.method,
+            MethodConfig::Run(MethodKind::Find | MethodKind::Auto, _)
+        )
+    });
+    if sudoes && !defaults.postfix_user_given {
+        notes.push(format!(
+            "init_config.postfix_user is not set: method find runs `sudo -n -u {DEFAULT_POSTFIX_USER} find ...` (the queue's owner), not `sudo -u root` as the Datadog check did; sudoers lines must allow ({DEFAULT_POSTFIX_USER}) or (ALL)"
+        ));
+    }
     let (target, env_tags) = env::resolve(file_target, env, &mut w.errors);
     global_tags.extend(env_tags);
     if !w.errors.is_empty() {
@@ -109,6 +131,7 @@ fn init_config(w: &mut Walker, top: &Node<TopKey>, commands: &Commands) -> Defau
         postfix_user: w
             .user_name(&init, InitKey::PostfixUser)
             .unwrap_or_else(|| DEFAULT_POSTFIX_USER.to_owned()),
+        postfix_user_given: init.contains(InitKey::PostfixUser),
         use_postqueue: w.bool(&init, InitKey::Postqueue).unwrap_or(false),
         service: w.tag_value(&init, InitKey::Service),
         commands: commands.clone(),
