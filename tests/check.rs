@@ -494,3 +494,34 @@ fn without_postfix_user_find_asks_sudo_for_the_queue_owner_never_root() {
     assert!(text.contains("ALL=(postfix) NOPASSWD:"), "{text}");
     assert!(!text.contains("(root)"), "{text}");
 }
+
+#[test]
+fn a_listing_that_never_ends_is_stopped_at_the_deadline() {
+    let s = Scratch::new();
+    // A valid listing, printed again and again: parsing must not hold the run past its timeout.
+    s.postfix(
+        "pf",
+        "endless",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}, timeout: 1}}\n",
+        s.path("pf").display()
+    ));
+    let started = std::time::Instant::now();
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("did not finish within 1.0s"), "{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("postfix.queue.size:")),
+        "{text}"
+    );
+    // The timeout, plus the 2 s between SIGTERM and SIGKILL at most.
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}

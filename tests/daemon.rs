@@ -488,3 +488,55 @@ fn auto_started_while_postfix_is_down_takes_postqueue_once_it_is_up() {
     d.signal("TERM");
     let _ = d.wait_exit(Duration::from_secs(5));
 }
+
+#[test]
+fn a_hung_showq_is_never_read_twice_at_once() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("pf", "ok", None, None);
+    std::fs::create_dir_all(s.path("pf/spool/public")).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(s.path("pf/spool/public/showq")).unwrap();
+    // A showq that accepts and never writes: each connection is open until the daemon lets go.
+    let (open, most, total) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    {
+        let (open, most, total) = (open.clone(), most.clone(), total.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                total.fetch_add(1, Ordering::SeqCst);
+                let open = open.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 64];
+                    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                    open.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+        });
+    }
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: showq, config_directory: {}, min_collection_interval: 0.3, timeout: 0.5}}\n",
+        udp.url(),
+        s.path("pf").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let me = format!("instance:{}", s.path("pf").display());
+    // Every run times out and the next tick finds its reader still stopping: about one run
+    // and one skip per 0.6 s.
+    let lines = udp.lines_until(Duration::from_secs(10), |l| {
+        count_service_checks(l, &me) >= 8
+    });
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    assert!(count_service_checks(&lines, &me) >= 8, "{}", d.logs());
+    assert!(total.load(Ordering::SeqCst) >= 3, "{}", d.logs());
+    assert_eq!(most.load(Ordering::SeqCst), 1, "{}", d.logs());
+}
