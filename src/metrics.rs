@@ -180,10 +180,18 @@ pub fn report(
         Kind::Count,
     );
     push(SKIPPED, Value::Int(cycle.skipped), Kind::Count);
-    let mut check_tags = own.clone();
-    if let Some(v) = &collection.postfix_version {
-        check_tags.push(format!("postfix_version:{v}"));
-    }
+    // `postfix_version:` after the instance's own tags, before the global ones, unless the
+    // user's tags have one already (`disable_generic_tags` renames a `version:` to it).
+    let user_has_version = instance
+        .tags
+        .iter()
+        .any(|t| t.starts_with("postfix_version:"));
+    let check_tags = match &collection.postfix_version {
+        Some(v) if !user_has_version => {
+            tagger.tags_before_global(None, None, Some(format!("postfix_version:{v}")))
+        }
+        _ => own.clone(),
+    };
     let check = ServiceCheck {
         name: CAN_COLLECT,
         status: if collection.errors.is_empty() {
@@ -248,6 +256,19 @@ struct Tagger<'a> {
 impl Tagger<'_> {
     /// The instance's tags, `queue:`, then `extra` (age:, reason:, domain:), `instance:`, ...
     fn tags(&self, queue: Option<&str>, extra: Option<String>) -> Vec<String> {
+        self.tags_before_global(queue, extra, None)
+    }
+
+    /// As `tags`, with `last_own` after the instance's own tags and before the global ones
+    /// (`dogstatsd.tags`, then the `DD_*` tags). Of `env:`, `service:` and `version:` only the
+    /// first is kept: a value in the config wins over the environment's, as a Datadog check's
+    /// own tags win over the Agent's.
+    fn tags_before_global(
+        &self,
+        queue: Option<&str>,
+        extra: Option<String>,
+        last_own: Option<String>,
+    ) -> Vec<String> {
         let i = self.instance;
         let mut tags = i.tags.clone();
         if let Some(q) = queue {
@@ -261,7 +282,19 @@ impl Tagger<'_> {
         if i.empty_default_hostname {
             tags.push("host:".to_owned());
         }
+        tags.extend(last_own);
         tags.extend(self.global.iter().cloned());
+        let mut seen = [false; UNIFIED.len()];
+        tags.retain(|t| {
+            let key = t.split_once(':').map_or(t.as_str(), |(k, _)| k);
+            match UNIFIED.iter().position(|u| *u == key) {
+                Some(k) => !std::mem::replace(&mut seen[k], true),
+                None => true,
+            }
+        });
         tags
     }
 }
+
+/// Datadog's unified service tags: one value each per series.
+const UNIFIED: [&str; 3] = ["env", "service", "version"];

@@ -525,3 +525,65 @@ fn a_listing_that_never_ends_is_stopped_at_the_deadline() {
         started.elapsed()
     );
 }
+
+#[test]
+fn unified_tags_from_the_config_win_over_the_environment() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "dogstatsd: {{tags: ['version:from-file']}}\ninstances:\n  - {{method: postqueue, config_directory: {pf}, tags: ['env:prod'], service: mail}}\n  - {{method: postqueue, config_directory: {pf}, tags: ['version:1', 'team:x'], disable_generic_tags: true}}\n",
+        pf = s.path("pf").display()
+    ));
+    let out = run_env(
+        &["check", "-c", config.to_str().unwrap()],
+        &[
+            ("DD_ENV", "staging"),
+            ("DD_SERVICE", "other"),
+            ("DD_VERSION", "9"),
+        ],
+    );
+    let text = stdout(&out);
+    let sent: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("postfix.") || l.starts_with("_sc|"))
+        .collect();
+    assert!(!sent.is_empty(), "{text}");
+    for line in &sent {
+        let tags = line.rsplit_once("|#").map_or("", |(_, t)| t);
+        let tags = tags.split('|').next().unwrap();
+        for key in ["env:", "service:", "version:", "postfix_version:"] {
+            assert!(
+                tags.split(',').filter(|t| t.starts_with(key)).count() <= 1,
+                "{line}"
+            );
+        }
+        // The config's values, never the environment's, where the config has one.
+        assert!(!tags.contains("version:9"), "{line}");
+        if tags.contains("env:prod") {
+            assert!(
+                !tags.contains("env:staging") && !tags.contains("service:other"),
+                "{line}"
+            );
+        }
+    }
+    let first = format!("instance:{}", s.path("pf").display());
+    assert!(
+        sent.iter().any(|l| l.starts_with("postfix.queue.size:")
+            && l.ends_with(&format!(
+                "#env:prod,queue:deferred,{first},service:mail,version:from-file"
+            ))),
+        "{text}"
+    );
+    // disable_generic_tags made the user's `version:1` a `postfix_version:1`: it is the one sent.
+    assert!(
+        sent.iter().any(|l| l.starts_with("_sc|")
+            && l.contains("#postfix_version:1,team:x,")
+            && l.contains(",version:from-file,env:staging")),
+        "{text}"
+    );
+}

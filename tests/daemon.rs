@@ -54,7 +54,7 @@ fn assert_exact_lines(s: &Scratch, lines: &[String], extra_tag: &str) {
         format!("postfix.collection.truncated:0|c|#role:out,instance:{pf},{extra_tag}"),
         format!("postfix.collection.skipped:0|c|#role:out,instance:{pf},{extra_tag}"),
         format!(
-            "_sc|postfix.can_collect|0|#role:out,instance:{pf},{extra_tag},postfix_version:3.7.11"
+            "_sc|postfix.can_collect|0|#role:out,instance:{pf},postfix_version:3.7.11,{extra_tag}"
         ),
     ]
     .into();
