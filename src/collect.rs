@@ -282,16 +282,14 @@ impl CollectError {
         use crate::exec::ExecError;
         matches!(
             self,
-            CollectError::Showq(
-                showq::Error::NotRunning { .. }
-                    | showq::Error::Timeout { .. }
-                    | showq::Error::Cancelled { .. }
-            ) | CollectError::Postqueue(
-                postqueue::Error::MailSystemDown { .. }
-                    | postqueue::Error::Exec(
-                        ExecError::Timeout { .. } | ExecError::Cancelled { .. }
-                    )
-            ) | CollectError::Exec(ExecError::Timeout { .. } | ExecError::Cancelled { .. })
+            CollectError::Showq(showq::Error::NotRunning { .. } | showq::Error::Stopped { .. })
+                | CollectError::Postqueue(
+                    postqueue::Error::MailSystemDown { .. }
+                        | postqueue::Error::Exec(
+                            ExecError::Timeout { .. } | ExecError::Cancelled { .. }
+                        )
+                )
+                | CollectError::Exec(ExecError::Timeout { .. } | ExecError::Cancelled { .. })
         )
     }
 }

@@ -44,6 +44,33 @@ pub struct Limits {
     pub live: Live,
 }
 
+/// Why work bounded by `Limits` ended before it finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Stopped {
+    #[error("did not finish within {:.1}s", .0.as_secs_f64())]
+    Timeout(Duration),
+    #[error("was stopped because the daemon is shutting down")]
+    Cancelled,
+}
+
+/// The one deadline every step of a collection that may block goes through (a child, a walk,
+/// the showq socket): `work` until it ends, the deadline passes or the daemon stops. `started`
+/// is when the step began, for the message.
+pub async fn within<F: std::future::Future>(
+    limits: &Limits,
+    started: Instant,
+    work: F,
+) -> Result<F::Output, Stopped> {
+    let mut cancel = limits.cancel.clone();
+    tokio::select! {
+        out = work => Ok(out),
+        () = tokio::time::sleep_until(limits.deadline) => {
+            Err(Stopped::Timeout(limits.deadline.saturating_duration_since(started)))
+        }
+        _ = cancel.wait_for(|stop| *stop) => Err(Stopped::Cancelled),
+    }
+}
+
 /// A program and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Command {
@@ -136,7 +163,7 @@ pub async fn run<E>(
     limits: &Limits,
     mut on_stdout: impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<Finished, Failure<E>> {
-    let (deadline, cancel) = (limits.deadline, &limits.cancel);
+    let deadline = limits.deadline;
     let shown = cmd.to_string();
     #[allow(clippy::disallowed_methods)] // this is the one place
     let mut command = tokio::process::Command::new(&cmd.program);
@@ -190,25 +217,20 @@ pub async fn run<E>(
         );
         (out, err)
     };
-    let mut cancel = cancel.clone();
-    let outcome = tokio::select! {
-        (out, err) = work => Some((out, err)),
-        () = tokio::time::sleep_until(deadline) => None,
-        _ = cancel.wait_for(|stop| *stop) => None,
-    };
-    let Some((out, err)) = outcome else {
-        guard.terminate(&mut child).await;
-        let witness = witness.lock().unwrap_or_else(|p| p.into_inner()).take();
-        witness_until_closed(witness, &limits.live, &shown);
-        let stopped = *cancel.borrow();
-        return Err(Failure::Exec(if stopped {
-            ExecError::Cancelled { command: shown }
-        } else {
-            ExecError::Timeout {
-                command: shown,
-                after: deadline.saturating_duration_since(start),
-            }
-        }));
+    let (out, err) = match within(limits, start, work).await {
+        Ok(done) => done,
+        Err(stopped) => {
+            guard.terminate(&mut child).await;
+            let witness = witness.lock().unwrap_or_else(|p| p.into_inner()).take();
+            witness_until_closed(witness, &limits.live, &shown);
+            return Err(Failure::Exec(match stopped {
+                Stopped::Cancelled => ExecError::Cancelled { command: shown },
+                Stopped::Timeout(after) => ExecError::Timeout {
+                    command: shown,
+                    after,
+                },
+            }));
+        }
     };
     match out {
         Ok(Ok(())) => {}

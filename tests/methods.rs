@@ -177,7 +177,7 @@ fn showq_failures_are_named() {
         ("dead", "Postfix is not running: nothing listens on"),
         ("cut", "ends before its end marker (truncated)"),
         ("noconf", "cannot read the Postfix parameters"),
-        ("stall", "did not finish within the timeout"),
+        ("stall", "did not finish within 1.0s"),
     ] {
         let mine = tagged(&all, &format!("instance:{}", s.path(pf).display()));
         assert!(

@@ -302,18 +302,16 @@ async fn walk_queue(queue: &str, path: PathBuf, limits: &Limits) -> Result<u64, 
             source,
         })
     });
-    let failed = |problem: &str| Error::Walk {
+    let failed = |problem: String| Error::Walk {
         queue: queue.to_owned(),
         path: PathBuf::new(),
-        source: io::Error::other(problem.to_owned()),
+        source: io::Error::other(problem),
     };
-    let mut cancel = limits.cancel.clone();
     // The walk stops itself at the deadline, at the next directory; until then it counts as
     // alive, and the instance starts no other run.
-    tokio::select! {
-        joined = walk => joined.unwrap_or_else(|join| Err(failed(&join.to_string()))),
-        () = tokio::time::sleep_until(limits.deadline) => Err(failed("the directory walk did not finish in time")),
-        _ = cancel.wait_for(|stop| *stop) => Err(failed("stopped: the daemon is shutting down")),
+    match exec::within(limits, tokio::time::Instant::now(), walk).await {
+        Ok(joined) => joined.unwrap_or_else(|join| Err(failed(join.to_string()))),
+        Err(stopped) => Err(failed(format!("the directory walk {stopped}"))),
     }
 }
 

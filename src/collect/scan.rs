@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use super::{Collection, InstanceSettings, Need, Reads};
-use crate::exec::Limits;
+use crate::exec::{Limits, Stopped};
 use crate::postconf;
 use crate::queue::SCANNED;
 use crate::walk::{read_dir_level, WalkError};
@@ -66,10 +66,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("the directory walk did not finish within the timeout")]
-    Timeout,
-    #[error("stopped: the daemon is shutting down")]
-    Cancelled,
+    #[error("the directory walk {0}")]
+    Stopped(Stopped),
     #[error("cannot read the Postfix parameters")]
     Postconf(#[from] postconf::Error),
 }
@@ -114,21 +112,18 @@ impl Scan {
             let results = scan_queues(&dir, &SCANNED, deadline);
             SCANNED.into_iter().zip(results)
         });
-        let mut cancel = limits.cancel.clone();
-        let results = tokio::select! {
-            joined = walk => joined,
-            () = tokio::time::sleep_until(limits.deadline) => {
-                collection.errors.push(Error::Timeout.into());
+        let results = match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
+            Ok(Ok(results)) => results,
+            Ok(Err(_)) => {
+                collection
+                    .errors
+                    .push(Error::Stopped(Stopped::Cancelled).into());
                 return collection;
             }
-            _ = cancel.wait_for(|stop| *stop) => {
-                collection.errors.push(Error::Cancelled.into());
+            Err(stopped) => {
+                collection.errors.push(Error::Stopped(stopped).into());
                 return collection;
             }
-        };
-        let Ok(results) = results else {
-            collection.errors.push(Error::Cancelled.into());
-            return collection;
         };
         for (queue, result) in results {
             match result {

@@ -15,7 +15,7 @@ use tokio::net::UnixStream;
 
 use super::listing::{attr, text, ParseError, Parser, TruncationLog};
 use super::{Collection, InstanceSettings, Reads};
-use crate::exec::Limits;
+use crate::exec::{Limits, Stopped};
 use crate::queue::ListingFormat;
 use crate::snapshot::{ListingRules, Snapshot};
 use crate::{paced, postconf};
@@ -70,10 +70,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("{} did not finish within the timeout", socket.display())]
-    Timeout { socket: PathBuf },
-    #[error("stopped reading {}: the daemon is shutting down", socket.display())]
-    Cancelled { socket: PathBuf },
+    #[error("reading {} {stopped}", socket.display())]
+    Stopped { socket: PathBuf, stopped: Stopped },
     #[error("the stream from {} is not understood", socket.display())]
     Parse {
         socket: PathBuf,
@@ -145,7 +143,7 @@ async fn read(socket: &PathBuf, mut parser: Parser, limits: &Limits) -> Result<S
         socket: socket.clone(),
         source,
     };
-    let mut cancel = limits.cancel.clone();
+    let started = tokio::time::Instant::now();
     let work = async {
         let mut stream = UnixStream::connect(socket)
             .await
@@ -177,9 +175,12 @@ async fn read(socket: &PathBuf, mut parser: Parser, limits: &Limits) -> Result<S
         outcome.map_err(fail)?.map_err(parse)?;
         parser.finish().map_err(parse)
     };
-    tokio::select! {
-        result = work => result,
-        () = tokio::time::sleep_until(limits.deadline) => Err(Error::Timeout { socket: socket.clone() }),
-        _ = cancel.wait_for(|stop| *stop) => Err(Error::Cancelled { socket: socket.clone() }),
-    }
+    crate::exec::within(limits, started, work)
+        .await
+        .unwrap_or_else(|stopped| {
+            Err(Error::Stopped {
+                socket: socket.clone(),
+                stopped,
+            })
+        })
 }
