@@ -270,22 +270,8 @@ fn find_walks_or_sudoes_and_names_the_refused_queue() {
         "init_config:\n  postfix_user: postfix-test-nobody\ninstances:\n  - directory: {}/\n    queues: [incoming, active, deferred, hold, maildrop]\n",
         s.path("spool").display()
     ));
-    let me = s.bin_copy();
-    let mut cmd = std::process::Command::new(if is_root() {
-        "setpriv".as_ref()
-    } else {
-        me.as_os_str()
-    });
-    if is_root() {
-        // As root the daemon would walk the directories itself; as nobody it must use sudo.
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&me);
-    }
-    let out = cmd
-        .args(["check", "-c", config.to_str().unwrap()])
-        .env_remove("DD_DOGSTATSD_URL")
-        .output()
-        .unwrap();
+    // As root the daemon would walk the directories itself; as nobody it must use sudo.
+    let out = check_as_nobody(&s, &config);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -438,22 +424,8 @@ fn find_counts_through_files_vanishing_but_not_through_real_errors() {
         s.path("spool").display(),
         find.display()
     ));
-    let me = s.bin_copy();
-    // As root the daemon would walk the directories itself; as nobody it uses (fake) sudo.
-    let mut cmd = std::process::Command::new(if is_root() {
-        "setpriv".as_ref()
-    } else {
-        me.as_os_str()
-    });
-    if is_root() {
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&me);
-    }
-    let out = cmd
-        .args(["check", "-c", config.to_str().unwrap()])
-        .env_remove("DD_DOGSTATSD_URL")
-        .output()
-        .unwrap();
+    // As root the daemon would walk the directories itself; as nobody it must use sudo.
+    let out = check_as_nobody(&s, &config);
     let text = stdout(&out);
     assert!(
         text.contains("postfix.queue.size:2|g|#queue:active,instance:spool"),
@@ -475,21 +447,8 @@ fn without_postfix_user_find_asks_sudo_for_the_queue_owner_never_root() {
         "instances:\n  - directory: {}\n    queues: [deferred]\n",
         s.path("spool").display()
     ));
-    let me = s.bin_copy();
-    let mut cmd = std::process::Command::new(if is_root() {
-        "setpriv".as_ref()
-    } else {
-        me.as_os_str()
-    });
-    if is_root() {
-        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-            .arg(&me);
-    }
-    let out = cmd
-        .args(["check", "-c", config.to_str().unwrap()])
-        .env_remove("DD_DOGSTATSD_URL")
-        .output()
-        .unwrap();
+    // As root the daemon would walk the directories itself; as nobody it must use sudo.
+    let out = check_as_nobody(&s, &config);
     let text = stdout(&out);
     assert!(text.contains("ALL=(postfix) NOPASSWD:"), "{text}");
     assert!(!text.contains("(root)"), "{text}");
@@ -586,4 +545,23 @@ fn unified_tags_from_the_config_win_over_the_environment() {
             && l.contains(",version:from-file,env:staging")),
         "{text}"
     );
+}
+
+/// `check -c config` as user nobody (setpriv when we are root), so that find goes through the
+/// (fake) sudo rather than walking the directories itself.
+fn check_as_nobody(s: &Scratch, config: &std::path::Path) -> std::process::Output {
+    let me = s.bin_copy();
+    let mut cmd = std::process::Command::new(if is_root() {
+        "setpriv".as_ref()
+    } else {
+        me.as_os_str()
+    });
+    if is_root() {
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&me);
+    }
+    cmd.args(["check", "-c", config.to_str().unwrap()])
+        .env_remove("DD_DOGSTATSD_URL")
+        .output()
+        .unwrap()
 }
