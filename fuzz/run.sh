@@ -17,6 +17,7 @@ seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
 seed showq ../tests/fixtures/showq/*.bin
 seed log_line ../tests/fixtures/logs/*.log
+seed host_output ../tests/fixtures/logs/*.log ../tests/fixtures/postqueue-p/*.txt
 seed config ../examples/*.yaml ../tests/config/valid/*.yaml ../tests/config/invalid/*.yaml
 mkdir -p logs
 for target in $(cargo fuzz list); do

@@ -365,4 +365,33 @@ mod tests {
             vec![format!("a:1|g\n{long}\n"), format!("{long}\nb:2|c\n")]
         );
     }
+
+    #[test]
+    fn udp_datagrams_stay_within_1432_bytes_and_a_longer_line_goes_alone() {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let sink = Sink::new(&Target::Udp(rx.local_addr().unwrap().to_string())).unwrap();
+        let line = "x".repeat(300);
+        let huge = "y".repeat(UDP_PAYLOAD + 10);
+        let mut lines = vec![line.clone(); 10];
+        lines.insert(5, huge.clone());
+        sink.send(&lines).unwrap();
+        let mut got: Vec<String> = Vec::new();
+        let mut buf = vec![0; 4 * UDP_PAYLOAD];
+        while got.iter().map(|d| d.matches('\n').count()).sum::<usize>() < 11 {
+            let n = rx.recv(&mut buf).unwrap();
+            got.push(String::from_utf8(buf[..n].to_vec()).unwrap());
+        }
+        for d in &got {
+            assert!(
+                d.len() <= UDP_PAYLOAD || *d == format!("{huge}\n"),
+                "{}",
+                d.len()
+            );
+        }
+        // Whole lines, in order.
+        let joined: Vec<String> = got.concat().lines().map(str::to_owned).collect();
+        assert_eq!(joined.len(), 11);
+        assert_eq!(joined[5], huge);
+    }
 }

@@ -565,3 +565,65 @@ fn check_as_nobody(s: &Scratch, config: &std::path::Path) -> std::process::Outpu
         .output()
         .unwrap()
 }
+
+#[test]
+fn documented_instance_keys_show_in_the_output() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}, service: outbound, empty_default_hostname: true, top_domains: 1, age_thresholds: [90s, 2h], disable_generic_tags: true, tags: ['env:x', 'keep:me'], metric_patterns: {{exclude: ['^postfix\\.queue\\.bytes$']}}}}\n",
+        s.path("pf").display()
+    ));
+    let out = run_env(
+        &["check", "-c", config.to_str().unwrap()],
+        &[("DD_ENTITY_ID", "pod-1")],
+    );
+    let text = stdout(&out);
+    let sent: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("postfix.") || l.starts_with("_sc|"))
+        .collect();
+    assert!(!sent.is_empty(), "{text}");
+    // metric_patterns.exclude: no bytes at all.
+    assert!(
+        !sent.iter().any(|l| l.starts_with("postfix.queue.bytes:")),
+        "{text}"
+    );
+    for line in &sent {
+        // disable_generic_tags: env:x became postfix_env:x; then service, host:, entity id.
+        assert!(line.contains("#postfix_env:x,keep:me,"), "{line}");
+        assert!(line.contains(",service:outbound,host:,"), "{line}");
+        assert!(line.ends_with(",dd.internal.entity_id:pod-1"), "{line}");
+    }
+    // age_thresholds as written, one series each.
+    for age in ["age:90s", "age:2h"] {
+        assert!(
+            sent.iter()
+                .any(|l| l.starts_with("postfix.queue.older_than:") && l.contains(age)),
+            "{age}: {text}"
+        );
+    }
+    assert!(!sent.iter().any(|l| l.contains("age:5m")), "{text}");
+    // top_domains: 1: one real domain per queue, the rest in domain:other, which is not 0
+    // where the deferred queue has several domains.
+    let deferred: Vec<&&str> = sent
+        .iter()
+        .filter(|l| {
+            l.starts_with("postfix.queue.recipients_by_domain:") && l.contains("queue:deferred,")
+        })
+        .collect();
+    assert_eq!(deferred.len(), 2, "{deferred:?}");
+    let other = deferred
+        .iter()
+        .find(|l| l.contains("domain:other,"))
+        .expect("domain:other");
+    assert!(
+        !other.starts_with("postfix.queue.recipients_by_domain:0|"),
+        "{other}"
+    );
+}

@@ -254,3 +254,25 @@ fn full_example_has_every_documented_key() {
     }
     assert!(keys >= 25, "only {keys} keys found in the README tables");
 }
+
+#[test]
+fn version_exit_78_from_every_command_and_json_logs() {
+    let out = run(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).starts_with(&format!("postfix-dogstatsd {}", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        stdout(&out)
+    );
+    let s = Scratch::new();
+    let bad = s.config("instances: [{method: nonsense}]\n");
+    for command in ["run", "check", "validate"] {
+        let out = run(&[command, "-c", bad.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(78), "{command}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("unknown method"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+}

@@ -540,3 +540,32 @@ fn a_hung_showq_is_never_read_twice_at_once() {
     assert!(total.load(Ordering::SeqCst) >= 3, "{}", d.logs());
     assert_eq!(most.load(Ordering::SeqCst), 1, "{}", d.logs());
 }
+
+#[test]
+fn json_logs_and_sigint_stops_cleanly() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("pf", "down", None, None);
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, config_directory: {}, min_collection_interval: 0.3}}\n",
+        udp.url(),
+        s.path("pf").display()
+    ));
+    let mut cmd = std::process::Command::new(bin());
+    cmd.args(["--log-format", "json"]);
+    let mut d = Daemon::start_with(cmd, &config);
+    assert!(d.wait_log("Postfix is not running", WAIT), "{}", d.logs());
+    d.signal("INT");
+    assert_eq!(
+        d.wait_exit(Duration::from_secs(5)).and_then(|s| s.code()),
+        Some(0)
+    );
+    let logs = d.logs();
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.starts_with('{') && line.ends_with('}') && line.contains("\"level\""),
+            "not JSON: {line}"
+        );
+    }
+    assert!(logs.contains("SIGINT: stopping"), "{logs}");
+}
