@@ -245,7 +245,9 @@ fn strict_modes(config: &Config, file: Option<&Path>) -> Vec<ConfigError> {
     errors
 }
 
-/// Why `path` (or a directory above it) could be changed by someone other than root.
+/// Why `path` (or a directory above it) could be changed by someone other than root. Both the
+/// path as written and the path it resolves to are checked, directory by directory: a symbolic
+/// link on the way is only as safe as the directory it sits in, and its target is checked too.
 fn unsafe_to_trust(path: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = match std::fs::metadata(path) {
@@ -259,11 +261,23 @@ fn unsafe_to_trust(path: &Path) -> Option<String> {
             meta.mode() & 0o7777
         ));
     }
-    let mut dir = std::fs::canonicalize(path).ok()?;
-    while dir.pop() {
-        let Ok(meta) = std::fs::metadata(&dir) else {
-            break;
+    let written = match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path),
+        Err(_) => path.to_path_buf(),
+    };
+    let resolved = std::fs::canonicalize(path).ok()?;
+    let dirs = written
+        .ancestors()
+        .skip(1)
+        .chain(resolved.ancestors().skip(1));
+    for dir in dirs {
+        // A link's own mode means nothing; what it points to is on the resolved path.
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            continue;
         };
+        if meta.file_type().is_symlink() {
+            continue;
+        }
         let sticky = meta.mode() & 0o1000 != 0;
         if meta.uid() != 0 || (meta.mode() & 0o022 != 0 && !sticky) {
             return Some(format!(
@@ -319,12 +333,12 @@ fn read(path: &Path) -> Result<String, ConfigErrors> {
     };
     // Opened first and looked at through the open file: what is checked is what is read.
     // O_NONBLOCK: opening a FIFO would otherwise wait for a writer (it does nothing to a
-    // regular file).
+    // regular file); O_NOCTTY: a terminal named by mistake never becomes ours.
     let file = {
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NONBLOCK)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
             .open(path)
             .map_err(cannot_read)?
     };

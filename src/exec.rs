@@ -240,6 +240,8 @@ pub async fn run<E>(
         }
         Err(source) => {
             guard.terminate(&mut child).await;
+            let witness = witness.lock().unwrap_or_else(|p| p.into_inner()).take();
+            witness_until_closed(witness, &limits.live, &shown);
             return Err(Failure::Exec(ExecError::Read {
                 command: shown,
                 source,
@@ -283,9 +285,10 @@ fn witness_until_closed(witness: Option<std::os::fd::OwnedFd>, live: &Live, comm
     let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_file(std::fs::File::from(fd)) else {
         return;
     };
-    // Already at its end (the usual case): nothing outlived the run.
+    // Already at its end (the usual case): nothing outlived the run. A few reads at most here;
+    // a writer that keeps the pipe full is drained by the task below, not on this worker.
     let mut buf = [0u8; 4096];
-    loop {
+    for _ in 0..16 {
         match pipe.try_read(&mut buf) {
             Ok(0) => return,
             Ok(_) => continue,

@@ -36,21 +36,39 @@ impl Live {
         }
     }
 
+    /// Records `what` as alive, unless something already is: then what that is. One lock for
+    /// the look and the record, so two runs can never both find the instance idle.
+    pub fn try_hold(&self, what: impl Into<String>) -> Result<Guard, String> {
+        let mut w = self.lock();
+        if !w.alive.is_empty() {
+            return Err(describe(&w));
+        }
+        w.next += 1;
+        let id = w.next;
+        w.alive.push((id, what.into()));
+        Ok(Guard {
+            live: self.clone(),
+            id,
+        })
+    }
+
     /// What is alive, for a log line and a message: `None` when nothing is.
     pub fn describe(&self) -> Option<String> {
         let w = self.lock();
-        (!w.alive.is_empty()).then(|| {
-            w.alive
-                .iter()
-                .map(|(_, what)| what.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        (!w.alive.is_empty()).then(|| describe(&w))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Works> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn describe(w: &Works) -> String {
+    w.alive
+        .iter()
+        .map(|(_, what)| what.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Drop for Guard {
@@ -75,7 +93,11 @@ mod tests {
         );
         drop(a);
         assert_eq!(live.describe().as_deref(), Some("`sudo find`"));
+        let refused = live.try_hold("another run").unwrap_err();
+        assert_eq!(refused, "`sudo find`");
         drop(b);
         assert_eq!(live.describe(), None);
+        let _run = live.try_hold("a run").unwrap();
+        assert!(live.try_hold("a second run").is_err());
     }
 }

@@ -286,8 +286,11 @@ impl Tagger<'_> {
         tags.extend(self.global.iter().cloned());
         let mut seen = [false; UNIFIED.len()];
         tags.retain(|t| {
-            let key = t.split_once(':').map_or(t.as_str(), |(k, _)| k);
-            match UNIFIED.iter().position(|u| *u == key) {
+            // Only `key:value` tags; Datadog lowercases tag keys, so `ENV:` is `env:`.
+            let Some((key, _)) = t.split_once(':') else {
+                return true;
+            };
+            match UNIFIED.iter().position(|u| u.eq_ignore_ascii_case(key)) {
                 Some(k) => !std::mem::replace(&mut seen[k], true),
                 None => true,
             }

@@ -29,8 +29,9 @@ pub struct Generation {
     pub handles: Vec<JoinHandle<()>>,
 }
 
-/// The live work of each instance, kept across reloads by the instance's label, so that a new
-/// generation starts no run of an instance while the old one's is still going.
+/// The live work of each instance, kept across reloads by what the instance reads (its Postfix
+/// and queue directory), so that a new generation starts no run on a spool while the old one's
+/// work there is still going, whatever the instance's place in the file or its method.
 #[derive(Debug, Clone, Default)]
 pub struct Lives(Arc<Mutex<HashMap<String, Live>>>);
 
@@ -41,9 +42,42 @@ impl Lives {
     }
 }
 
+/// What an instance's work touches: its method and what it reads (its Postfix, queue directory
+/// and queues). The same for an instance moved in the file after a reload; different for another
+/// Postfix or another method. Two identical instances get `#2`, `#3`, ... in file order.
+fn live_keys(config: &Config) -> Vec<String> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    config
+        .instances
+        .iter()
+        .map(|instance| {
+            let key = match &instance.method {
+                crate::collect::MethodConfig::Run(kind, s) => format!(
+                    "{} {} {} {}",
+                    kind.name(),
+                    s.config_directory.display(),
+                    s.queue_directory
+                        .as_deref()
+                        .map_or(String::new(), |d| d.display().to_string()),
+                    s.queues.join(",")
+                ),
+                crate::collect::MethodConfig::Unavailable(_) => instance.label(),
+            };
+            let n = seen.entry(key.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                key
+            } else {
+                format!("{key} #{n}")
+            }
+        })
+        .collect()
+}
+
 impl Generation {
     pub fn start(config: &Arc<Config>, sink: &Sink, cancel: &Cancel, lives: &Lives) -> Generation {
         let (retire, retired) = watch::channel(false);
+        let keys = live_keys(config);
         let handles = (0..config.instances.len())
             .map(|i| {
                 let task = InstanceTask {
@@ -52,7 +86,7 @@ impl Generation {
                     sink: sink.clone(),
                     retired: retired.clone(),
                     cancel: cancel.clone(),
-                    live: lives.of(&config.instances[i].label()),
+                    live: lives.of(&keys[i]),
                 };
                 tokio::spawn(task.run())
             })
@@ -104,30 +138,32 @@ impl InstanceTask {
             // Something of an earlier run still lives (a walk or reader past its deadline, a
             // command out of our reach, the old generation's run after a reload): this run is
             // skipped and counted rather than started on top of it.
-            if let Some(alive) = self.live.describe() {
-                let collection = Collection {
-                    errors: vec![collect::CollectError::StillRunning(alive)],
-                    ..Collection::default()
-                };
-                let cycle = Cycle {
-                    duration: None,
-                    skipped: 1,
-                };
-                let report =
-                    metrics::report(instance, &self.config.global_tags, &collection, cycle);
-                let _ = self.sink.send(&dogstatsd::report_lines(&report));
-                // Its error says it did not start: no "took longer" warning (skipped 0).
-                log_run(
-                    &label,
-                    method.name(),
-                    &collection,
-                    Duration::ZERO,
-                    0,
-                    &mut last_failure,
-                );
-                continue;
-            }
-            let running = self.live.hold("a run of this instance");
+            let running = match self.live.try_hold("a run of this instance") {
+                Ok(running) => running,
+                Err(alive) => {
+                    let collection = Collection {
+                        errors: vec![collect::CollectError::StillRunning(alive)],
+                        ..Collection::default()
+                    };
+                    let cycle = Cycle {
+                        duration: None,
+                        skipped: 1,
+                    };
+                    let report =
+                        metrics::report(instance, &self.config.global_tags, &collection, cycle);
+                    let _ = self.sink.send(&dogstatsd::report_lines(&report));
+                    // Its error says it did not start: no "took longer" warning (skipped 0).
+                    log_run(
+                        &label,
+                        method.name(),
+                        &collection,
+                        Duration::ZERO,
+                        0,
+                        &mut last_failure,
+                    );
+                    continue;
+                }
+            };
             let (collection, duration) =
                 collect::collect_once(&mut method, instance.timeout, &self.cancel, &self.live)
                     .await;

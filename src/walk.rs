@@ -7,6 +7,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// How many entries of one directory are read between two looks at the clock.
+const CHECK_EVERY: usize = 1024;
 /// Queue directories are at most a few levels deep (hash_queue_depth is at most 16).
 const MAX_DEPTH: usize = 32;
 
@@ -23,8 +25,7 @@ pub fn walk_files(
 ) -> Result<(), WalkError> {
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        check_deadline(&dir, deadline)?;
-        read_dir_level(&dir, depth, &mut stack, &mut visit)?;
+        read_dir_level(&dir, depth, deadline, &mut stack, &mut visit)?;
     }
     Ok(())
 }
@@ -47,6 +48,7 @@ pub fn check_deadline(dir: &Path, deadline: Instant) -> Result<(), WalkError> {
 pub fn read_dir_level(
     dir: &Path,
     depth: usize,
+    deadline: Instant,
     subdirs: &mut Vec<(PathBuf, usize)>,
     visit: &mut impl FnMut(&DirEntry) -> io::Result<()>,
 ) -> Result<(), WalkError> {
@@ -63,7 +65,13 @@ pub fn read_dir_level(
         Err(e) if e.kind() == NotFound && depth > 0 => return Ok(()),
         Err(e) => return Err((dir.to_path_buf(), e)),
     };
-    for entry in entries {
+    // Checked before the directory and every `CHECK_EVERY` entries in it: a flat queue (hold,
+    // incoming, maildrop are not hashed by default) can hold a million files.
+    check_deadline(dir, deadline)?;
+    for (n, entry) in entries.enumerate() {
+        if n % CHECK_EVERY == CHECK_EVERY - 1 {
+            check_deadline(dir, deadline)?;
+        }
         let entry = match entry {
             Ok(entry) => entry,
             Err(e) if e.kind() == NotFound => continue,

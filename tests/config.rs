@@ -276,3 +276,29 @@ fn version_exit_78_from_every_command_and_json_logs() {
         );
     }
 }
+
+#[test]
+fn running_as_root_a_link_is_only_as_safe_as_its_directory() {
+    if !is_root() {
+        eprintln!("SKIPPED: only root refuses (run as root, as CI does)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let config = s.write("safe/config.yaml", "instances:\n  - method: postqueue\n");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A root-owned, safe file, named through a link in a directory anyone may write.
+    let open = s.path("open");
+    std::fs::create_dir_all(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&config, open.join("config.yaml")).unwrap();
+    assert_eq!(
+        run(&["validate", "-c", config.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let out = run(&["validate", "-c", open.join("config.yaml").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with mode 777"), "{}", stderr(&out));
+}

@@ -569,3 +569,40 @@ fn json_logs_and_sigint_stops_cleanly() {
     }
     assert!(logs.contains("SIGINT: stopping"), "{logs}");
 }
+
+#[test]
+fn auto_with_every_method_passed_over_stays_critical() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    // showq: no socket; postqueue: not authorised; scan and find: no queue directories.
+    s.postfix("pf", "denied", None, None);
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninit_config: {{postfix_user: nobody-here}}\ninstances:\n  - {{method: auto, config_directory: {}, min_collection_interval: 0.3}}\n",
+        udp.url(),
+        s.path("pf").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let me = format!("instance:{}", s.path("pf").display());
+    let lines = udp.lines_until(WAIT, |l| count_service_checks(l, &me) >= 4);
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    let checks: Vec<&String> = tagged(&lines, &me)
+        .into_iter()
+        .filter(|l| l.starts_with("_sc|"))
+        .collect();
+    assert!(checks.len() >= 4, "{checks:?}");
+    // Later cycles pass every method over: still CRITICAL, saying why.
+    assert!(
+        checks
+            .iter()
+            .all(|l| l.starts_with("_sc|postfix.can_collect|2|")),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .last()
+            .unwrap()
+            .contains("passed over until it is tried again"),
+        "{checks:?}"
+    );
+}

@@ -85,17 +85,23 @@ impl Auto {
     /// settle for a more privileged method that happens not to need Postfix running. Only "not
     /// permitted" or "not installed" sends it down the list, for `RETRY_BETTER`.
     pub async fn collect(&mut self, limits: &Limits) -> Collection {
+        // Built once and kept; a method that could not be built yet (find, while postconf
+        // cannot name the queue directory) is added when it can, in its place.
         if self.candidates.len() < ORDER.len() {
-            self.candidates = self.candidates(limits).await;
+            self.add_missing_candidates(limits).await;
         }
         let now = Instant::now();
         let mut passed_over: Vec<String> = Vec::new();
         let mut errors = Vec::new();
+        let mut skipped = Vec::new();
         for c in &mut self.candidates {
             let name = c.kind.name();
             if let Some((retry_at, why)) = &c.passed_over {
                 if now < *retry_at {
                     passed_over.push(format!("{name}: {why}"));
+                    skipped.push(format!(
+                        "{name} (passed over until it is tried again): {why}"
+                    ));
                     continue;
                 }
             }
@@ -119,6 +125,9 @@ impl Auto {
             c.passed_over = Some((now + RETRY_BETTER, text));
             errors.append(&mut got.errors);
         }
+        // Nothing worked: what was passed over this cycle still failed, and says so (a cycle
+        // with every method passed over must not look like a success).
+        errors.extend(skipped.into_iter().map(CollectError::Unavailable));
         Collection {
             how: format!("auto: no method works ({})", passed_over.join("; ")),
             errors,
@@ -126,13 +135,16 @@ impl Auto {
         }
     }
 
-    /// The methods to try, in `ORDER`. A method that needs the queue directory (find) gets
-    /// postconf's when `directory` is not given, and is left out when postconf cannot say.
-    async fn candidates(&mut self, limits: &Limits) -> Vec<Candidate> {
+    /// The methods to try, in `ORDER`: those missing from `candidates` are built and put in
+    /// their place. A method that needs the queue directory (find) gets postconf's when
+    /// `directory` is not given, and waits while postconf cannot say.
+    async fn add_missing_candidates(&mut self, limits: &Limits) {
         let mut settings = self.settings.clone();
         settings.queues = FIND_ORDER.iter().map(|q| q.to_string()).collect();
-        let mut out = Vec::new();
-        for kind in ORDER {
+        for (place, kind) in ORDER.into_iter().enumerate() {
+            if self.candidates.iter().any(|c| c.kind == kind) {
+                continue;
+            }
             let mut settings = settings.clone();
             if kind.reads().queue_directory == Need::Required && settings.queue_directory.is_none()
             {
@@ -141,12 +153,15 @@ impl Auto {
                     Err(_) => continue,
                 }
             }
-            out.push(Candidate {
-                kind,
-                method: Method::new(&MethodConfig::Run(kind, Box::new(settings))),
-                passed_over: None,
-            });
+            let at = place.min(self.candidates.len());
+            self.candidates.insert(
+                at,
+                Candidate {
+                    kind,
+                    method: Method::new(&MethodConfig::Run(kind, Box::new(settings))),
+                    passed_over: None,
+                },
+            );
         }
-        out
     }
 }

@@ -114,10 +114,16 @@ impl Scan {
         });
         let results = match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
             Ok(Ok(results)) => results,
-            Ok(Err(_)) => {
-                collection
-                    .errors
-                    .push(Error::Stopped(Stopped::Cancelled).into());
+            Ok(Err(join)) => {
+                // The walk itself failed (a panic): say so, not "shutting down".
+                collection.errors.push(
+                    Error::Walk {
+                        queue: "all".to_owned(),
+                        path: PathBuf::new(),
+                        source: std::io::Error::other(join.to_string()),
+                    }
+                    .into(),
+                );
                 return collection;
             }
             Err(stopped) => {
@@ -192,8 +198,7 @@ fn worker(
             continue;
         };
         let mut found = Vec::new();
-        let result = crate::walk::check_deadline(&dir, deadline)
-            .and_then(|()| scan_dir(&dir, depth, &mut found));
+        let result = scan_dir(&dir, depth, deadline, &mut found);
         if !found.is_empty() {
             lock(work).extend(found.into_iter().map(|(d, depth)| (q, d, depth)));
         }
@@ -216,10 +221,11 @@ fn worker(
 fn scan_dir(
     dir: &Path,
     depth: usize,
+    deadline: std::time::Instant,
     subdirs: &mut Vec<(PathBuf, usize)>,
 ) -> Result<Counted, WalkError> {
     let mut counted = Counted::default();
-    read_dir_level(dir, depth, subdirs, &mut |entry| {
+    read_dir_level(dir, depth, deadline, subdirs, &mut |entry| {
         let meta = entry.metadata()?;
         // Owner rwx: Postfix's mark of a complete queue file.
         if meta.mode() & 0o700 == 0o700 {

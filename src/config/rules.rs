@@ -88,6 +88,7 @@ impl Walker {
         let user = self.string(n, key)?;
         if user.is_empty()
             || user.starts_with('-')
+            || user.starts_with('#')
             || user.contains(|c: char| c.is_whitespace() || c == '\0')
         {
             self.error(

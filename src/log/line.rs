@@ -2,6 +2,9 @@
 //! Postfix logs under, and the text. The timestamp is skipped, never trusted: BSD and
 //! `maillog_file` stamps have no year and no zone, and counts are made when lines are read.
 
+/// The most copies one `message repeated N times` line stands for.
+pub const MAX_REPEATS: u32 = 1000;
+
 /// A Postfix log line, borrowed from the text it was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Line<'a> {
@@ -102,7 +105,11 @@ fn unrepeat(text: &str) -> (&str, u32) {
         return (text, 1);
     };
     match (n.parse::<u32>(), rest.strip_suffix(']')) {
-        (Ok(n), Some(inner)) if n > 0 => (inner.strip_prefix(' ').unwrap_or(inner), n),
+        // Anyone can write this line with logger(1): a count rsyslog could have written, no
+        // more (it flushes a repeat run long before).
+        (Ok(n), Some(inner)) if n > 0 => {
+            (inner.strip_prefix(' ').unwrap_or(inner), n.min(MAX_REPEATS))
+        }
         _ => (text, 1),
     }
 }
@@ -169,6 +176,11 @@ mod tests {
             (l.text, l.times),
             ("warning: hostname x does not resolve", 3)
         );
+        // Anyone can log this: a huge count stands for no more than rsyslog could have meant.
+        let l =
+            parse("Dec  1 18:24:05 bench postfix/smtp[9]: message repeated 4000000000 times: [x]")
+                .unwrap();
+        assert_eq!(l.times, MAX_REPEATS);
         // Not the notice's shape: the text as it is, once.
         let l = parse("Dec  1 18:24:05 bench postfix/smtpd[9]: message repeated many times: [x]")
             .unwrap();

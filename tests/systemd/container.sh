@@ -36,7 +36,10 @@ ct_require_tools() {
     local missing=()
     command -v debootstrap >/dev/null || missing+=(debootstrap)
     command -v systemd-nspawn >/dev/null || missing+=(systemd-container)
+    # debootstrap checks Debian's signatures: the keyring may be missing on other hosts.
+    [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
     if [ "${#missing[@]}" -gt 0 ]; then
+        DEBIAN_FRONTEND=noninteractive apt-get update -qq || ct_die "apt-get update failed"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" >/dev/null || ct_die "cannot install ${missing[*]}"
     fi
@@ -157,11 +160,27 @@ ct_queue_truth() {
 }
 
 ct_destroy() {
+    # A container this shell did not start (a run left with PFDD_CT_KEEP=1, or killed): find
+    # its processes by their root directory, so its file system is never removed under it.
+    if [ -z "$CT_NSPAWN_PID" ] && [ -d "$CT_ROOT" ]; then
+        local p
+        for p in /proc/[0-9]*; do
+            [ "$(readlink "$p/root" 2>/dev/null)" = "$CT_ROOT" ] || continue
+            [ "$(cat "$p/comm" 2>/dev/null)" = systemd ] && CT_PID=${p#/proc/}
+        done
+        if [ -n "$CT_PID" ]; then
+            CT_NSPAWN_PID=$(awk '{print $4}' "/proc/$CT_PID/stat" 2>/dev/null) || CT_NSPAWN_PID=
+        fi
+    fi
     if [ -n "$CT_NSPAWN_PID" ] && kill -0 "$CT_NSPAWN_PID" 2>/dev/null; then
         # SIGTERM to systemd-nspawn asks the container's systemd for a clean power-off.
         kill -TERM "$CT_NSPAWN_PID" 2>/dev/null || true
         local _
         for _ in $(seq 1 100); do kill -0 "$CT_NSPAWN_PID" 2>/dev/null || break; sleep 0.2; done
+        # If it had to be killed, its PID 1 may live on: killing that ends the whole container.
+        if [ -n "$CT_PID" ] && [ "$(readlink "/proc/$CT_PID/root" 2>/dev/null)" = "$CT_ROOT" ]; then
+            kill -KILL "$CT_PID" 2>/dev/null || true
+        fi
         kill -KILL "$CT_NSPAWN_PID" 2>/dev/null || true
         wait "$CT_NSPAWN_PID" 2>/dev/null || true
     fi

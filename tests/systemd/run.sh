@@ -20,7 +20,7 @@ fail() { echo "systemd test: FAILED: $*" >&2; exit 1; }
 step() { printf -- '--- %s (%ss)\n' "$*" "$((SECONDS - started))"; }
 ok() { echo "  ok: $*"; }
 
-deb=${1:-$(find "$repo/target/debian" -name 'postfix-dogstatsd_*.deb' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2-)}
+deb=${1:-$(find "$repo/target/debian" -name 'postfix-dogstatsd_*.deb' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -n 1 | cut -d' ' -f2- || true)}
 [ -f "$deb" ] || fail "no .deb (build it with packaging/build.sh)"
 
 # --- the receiver ----------------------------------------------------------------------------
@@ -141,7 +141,7 @@ ct_install_postfix
 ct_sh 'for i in 1 2 3 4 5; do printf "Subject: ct $i\n\nbody\n" | sendmail -f sender@localhost rcpt$i@example.org; done'
 ct_wait 60 '[ "$(find /var/spool/postfix/deferred -type f | wc -l)" = 5 ] && [ -z "$(find /var/spool/postfix/active /var/spool/postfix/incoming /var/spool/postfix/maildrop -type f)" ]' \
     || fail "the five messages did not settle in deferred: $(ct_queue_truth | tr '\n' ' ')"
-ct_sh 'postqueue -j | head -n 2 | sed -n "s/.*\"queue_id\": *\"\([0-9A-F]*\)\".*/\1/p" | postsuper -h - 2>/dev/null'
+ct_sh 'postqueue -j | sed -n 1,2p | sed -n "s/.*\"queue_id\": *\"\([0-9A-F]*\)\".*/\1/p" | postsuper -h - 2>/dev/null'
 ct_wait 10 '[ "$(find /var/spool/postfix/hold -type f | wc -l)" = 2 ]' || fail "postsuper -h did not hold two messages"
 echo "  queues: $(ct_queue_truth | tr '\n' ' ')"
 # systemd logs every sd_notify message it gets at debug level: READY=1, RELOADING=1.
