@@ -159,6 +159,7 @@ pub fn stderr(o: &Output) -> String {
 pub fn mask(text: &str, scratch: &Scratch) -> String {
     let dir = scratch.dir.path().display().to_string();
     let mut out = String::new();
+    let secs = regex::Regex::new(r", \d+\.\d+ s\)").unwrap();
     for line in text
         .replace(&dir, "<scratch>")
         .replace(&repo("").display().to_string(), "<repo>/")
@@ -173,7 +174,7 @@ pub fn mask(text: &str, scratch: &Scratch) -> String {
         let line = if let Some(name) = timed.iter().find(|n| line.starts_with(**n)) {
             let tail = line.split_once('|').map_or("", |(_, t)| t);
             format!("{name}<n>|{tail}")
-        } else if let Some(m) = regex::Regex::new(r", \d+\.\d+ s\)").unwrap().find(line) {
+        } else if let Some(m) = secs.find(line) {
             // "(postqueue -j, 0.007 s)", however long it took on a loaded machine.
             format!("{}, <secs> s){}", &line[..m.start()], &line[m.end()..])
         } else {
