@@ -633,3 +633,65 @@ fn documented_instance_keys_show_in_the_output() {
         "{other}"
     );
 }
+
+#[test]
+fn captured_failures_of_a_real_postqueue_and_the_odd_fakes() {
+    let s = Scratch::new();
+    let mut body = String::from("instances:\n");
+    // Captured from a real Postfix 3.7: stopped (as a user, and as root, which lists the queue
+    // directly with a warning), and a user outside authorized_mailq_users.
+    for name in ["down", "down-root", "denied"] {
+        let jsonl = format!("tests/fixtures/postqueue-j/{name}.jsonl");
+        let listing = repo(&jsonl).exists().then_some(jsonl.as_str());
+        s.postfix(name, "captured", listing, None);
+        for part in ["stderr", "exitcode"] {
+            let from = repo(&format!("tests/fixtures/postqueue-j/{name}.{part}"));
+            s.write(&format!("{name}/{part}"), std::fs::read(from).unwrap());
+        }
+        body.push_str(&format!(
+            "  - {{method: postqueue, config_directory: {}}}\n",
+            s.path(name).display()
+        ));
+    }
+    // Output no listing is made of: 100 MB without a newline, bytes that are not UTF-8, and
+    // 10 MB of stderr.
+    for mode in ["huge", "binary", "stderr-flood"] {
+        s.postfix(mode, mode, None, None);
+        body.push_str(&format!(
+            "  - {{method: postqueue, config_directory: {}, timeout: 20}}\n",
+            s.path(mode).display()
+        ));
+    }
+    let out = run(&["check", "-c", s.config(&body).to_str().unwrap()]);
+    let text = stdout(&out);
+    let critical = |name: &str, cause: &str| {
+        let tag = format!("instance:{}", s.path(name).display());
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("_sc|postfix.can_collect|2|")
+                    && l.contains(&format!("{tag},"))
+                    && l.contains(cause)),
+            "{name}: {text}"
+        );
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("postfix.queue.size:") && l.contains(&format!("{tag},"))),
+            "{name}: {text}"
+        );
+    };
+    critical("down", "Postfix is not running");
+    critical("denied", "authorized_mailq_users");
+    critical("huge", "not a JSON queue entry (a line of more than");
+    critical("binary", "not understood");
+    critical("stderr-flood", "failed with exit status 1");
+    // As root with Postfix down, postqueue warns and lists the queue itself: that is a listing.
+    let root = format!("instance:{}", s.path("down-root").display());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("postfix.queue.size:") && l.contains(&root)),
+        "{text}"
+    );
+    // The flood is kept bounded in the message.
+    assert!(text.len() < 200_000, "{} bytes of output", text.len());
+}

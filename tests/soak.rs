@@ -212,7 +212,10 @@ fn soak() {
     // Each instance is due every 100 ms; a hang costs its 0.3 s timeout and the next tick. Well
     // under the ideal count means the scheduler stalled.
     let ideal = INSTANCES as u64 * seconds * 10;
-    assert!(runs * 10 >= ideal * 6, "only {runs} runs of an ideal {ideal}");
+    assert!(
+        runs * 10 >= ideal * 6,
+        "only {runs} runs of an ideal {ideal}"
+    );
     // One run in six succeeds; every other is a CRITICAL, and each counts its error.
     assert!(
         tally.ok > runs / 10 && tally.critical > runs / 2,
