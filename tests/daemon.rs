@@ -606,3 +606,127 @@ fn auto_with_every_method_passed_over_stays_critical() {
         "{checks:?}"
     );
 }
+
+#[test]
+fn a_refused_queue_is_asked_again_only_after_a_back_off() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    for q in ["deferred", "hold"] {
+        std::fs::create_dir_all(s.path(&format!("spool/{q}"))).unwrap();
+    }
+    // The spool is writable by the unprivileged daemon's fake sudo, which logs each call.
+    std::fs::set_permissions(
+        s.path("spool"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    s.write("spool/refuse-deferred", "");
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninit_config: {{postfix_user: postfix-test-nobody}}\ninstances:\n  - {{directory: {}, queues: [deferred, hold], min_collection_interval: 0.2}}\n",
+        udp.url(),
+        s.path("spool").display()
+    ));
+    let me = s.bin_copy();
+    // As root the daemon would walk the directories itself; as nobody it asks (fake) sudo.
+    let mut cmd = std::process::Command::new(if is_root() {
+        "setpriv".as_ref()
+    } else {
+        me.as_os_str()
+    });
+    if is_root() {
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&me);
+    }
+    let mut d = Daemon::start_with(cmd, &config);
+    let tag = "instance:spool";
+    let lines = udp.lines_until(WAIT, |l| count_service_checks(l, tag) >= 10);
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    assert!(count_service_checks(&lines, tag) >= 10, "{}", d.logs());
+    let calls = std::fs::read_to_string(s.path("spool/sudo.calls")).unwrap_or_default();
+    let asked = |q: &str| {
+        calls
+            .lines()
+            .filter(|l| l.ends_with(&format!("/{q}")))
+            .count()
+    };
+    // Ten cycles: hold every time, the refused queue once (then 1 minute of back-off).
+    assert!(asked("hold") >= 10, "{calls}");
+    assert_eq!(asked("deferred"), 1, "{calls}");
+    // Still reported every cycle: first with the sudoers line that would allow it, then with
+    // when it is asked again.
+    let checks: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("_sc|postfix.can_collect|"))
+        .collect();
+    assert!(
+        checks
+            .iter()
+            .all(|l| l.starts_with("_sc|postfix.can_collect|2|")),
+        "{checks:?}"
+    );
+    assert!(checks[0].contains("add to sudoers"), "{checks:?}");
+    assert!(
+        checks[1..]
+            .iter()
+            .all(|l| l.contains("and is asked again in")),
+        "{checks:?}"
+    );
+}
+
+#[test]
+fn reload_adds_and_removes_instances_and_moves_the_target() {
+    let s = Scratch::new();
+    let (before, after) = (Udp::new(), Udp::new());
+    for pf in ["one", "two"] {
+        s.postfix(
+            pf,
+            "ok",
+            Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+            None,
+        );
+    }
+    let instance = |pf: &str| {
+        format!(
+            "  - {{method: postqueue, config_directory: {}, min_collection_interval: 0.2}}\n",
+            s.path(pf).display()
+        )
+    };
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}, tags: ['gen:a']}}\ninstances:\n{}",
+        before.url(),
+        instance("one")
+    ));
+    let mut d = Daemon::start(&config);
+    let one = format!("instance:{}", s.path("one").display());
+    let two = format!("instance:{}", s.path("two").display());
+    assert!(
+        count_service_checks(
+            &before.lines_until(WAIT, |l| count_service_checks(l, &one) >= 1),
+            &one
+        ) >= 1
+    );
+    // The new config drops `one`, adds `two`, and sends elsewhere.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(&before.url(), &after.url())
+        .replace("gen:a", "gen:b")
+        .replace(&instance("one"), &instance("two"));
+    std::fs::write(&config, text).unwrap();
+    d.signal("HUP");
+    assert!(
+        d.wait_log("reloaded: the new config is running", WAIT),
+        "{}",
+        d.logs()
+    );
+    let lines = after.lines_until(WAIT, |l| count_service_checks(l, &two) >= 3);
+    assert!(count_service_checks(&lines, &two) >= 3, "{}", d.logs());
+    assert!(lines.iter().all(|l| l.contains("gen:b")), "{lines:?}");
+    assert_eq!(count_service_checks(&lines, &one), 0, "{lines:?}");
+    // Nothing more goes to the old target (what was in flight at the reload aside).
+    let _ = before.lines_until(Duration::from_millis(300), |_| false);
+    let late = before.lines_until(Duration::from_secs(1), |_| false);
+    assert!(late.is_empty(), "{late:?}");
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+}
