@@ -302,3 +302,19 @@ fn running_as_root_a_link_is_only_as_safe_as_its_directory() {
     assert_eq!(out.status.code(), Some(78), "{}", stderr(&out));
     assert!(stderr(&out).contains("with mode 777"), "{}", stderr(&out));
 }
+
+#[test]
+fn without_a_config_file_the_built_in_default_runs() {
+    if std::path::Path::new("/etc/postfix-dogstatsd/config.yaml").exists() {
+        eprintln!("SKIPPED: the packaged config is installed here, so it is the default");
+        return;
+    }
+    let out = run(&["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.starts_with("built-in default config (/etc/postfix-dogstatsd/config.yaml does not exist): valid: 1 instance"),
+        "{text}"
+    );
+    assert!(text.contains("(postqueue /etc/postfix)"), "{text}");
+}
