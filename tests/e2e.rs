@@ -702,3 +702,33 @@ fn a_hung_command_under_real_sudo_is_never_started_twice() {
         "{checks:?}"
     );
 }
+
+#[test]
+fn thousands_of_messages_counted_by_every_method() {
+    if !enabled("thousands_of_messages_counted_by_every_method") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    // 3,000 real deferred queue files (copies of one real message, renamed by postsuper).
+    script("bulk-fill.sh", &["3000"]);
+    let want = truth();
+    assert!(want["deferred"] >= 3000, "{want:?}");
+    let s = Scratch::new();
+    for method in [
+        "{method: postqueue, config_directory: /etc/postfix}",
+        "{method: find, directory: /var/spool/postfix, queues: [incoming, active, deferred, hold, maildrop]}",
+    ] {
+        let cfg = config(
+            &s,
+            &format!("init_config: {{postfix_user: postfix}}\ninstances:\n  - {method}\n"),
+        );
+        let out = as_user(&s, &["check", "-c", &cfg]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{method}: {text}{}", stderr(&out));
+        let got = gauges(&text, "instance:");
+        for q in QUEUES {
+            assert_eq!(got.get(q), Some(&want[q]), "{method}, {q}: {got:?} vs {want:?}");
+        }
+    }
+    script("postfix-reset.sh", &[]);
+}
