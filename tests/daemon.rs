@@ -730,3 +730,44 @@ fn reload_adds_and_removes_instances_and_moves_the_target() {
     d.signal("TERM");
     let _ = d.wait_exit(Duration::from_secs(5));
 }
+
+#[test]
+fn a_reload_never_runs_old_and_new_collections_of_an_instance_at_once() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("hang", "hang", None, None);
+    let config = s.config(&format!(
+        "dogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, config_directory: {}, min_collection_interval: 0.2, timeout: 2}}\n",
+        udp.url(),
+        s.path("hang").display()
+    ));
+    let mut d = Daemon::start(&config);
+    let calls = || std::fs::read_to_string(s.path("hang/calls")).map_or(0, |c| c.lines().count());
+    let until = Instant::now() + WAIT;
+    while calls() == 0 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(calls(), 1);
+    // Reload while the first run hangs: the new schedule waits for it (it ends at 2 s).
+    d.signal("HUP");
+    assert!(
+        d.wait_log("reloaded: the new config is running", WAIT),
+        "{}",
+        d.logs()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        calls(),
+        1,
+        "a second run started beside the first: {}",
+        d.logs()
+    );
+    // Once the old run has ended, the new schedule runs.
+    let until = Instant::now() + WAIT;
+    while calls() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(calls() >= 2, "{}", d.logs());
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+}

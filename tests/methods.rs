@@ -410,3 +410,40 @@ fn postmulti_discovery_makes_one_instance_per_enabled_postfix() {
         stdout(&out)
     );
 }
+
+#[test]
+fn auto_settles_on_scan_when_showq_and_postqueue_cannot_work() {
+    let s = Scratch::new();
+    // No showq socket, a user outside authorized_mailq_users, but a spool scan can read.
+    s.postfix("pf", "denied", None, None);
+    for q in [
+        "active", "hold", "deferred", "incoming", "maildrop", "corrupt",
+    ] {
+        std::fs::create_dir_all(s.path(&format!("pf/spool/{q}"))).unwrap();
+    }
+    s.write("pf/spool/deferred/ABCDEF1234", "x");
+    std::fs::set_permissions(
+        s.path("pf/spool/deferred/ABCDEF1234"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let config = s.config(&format!(
+        "instances:\n  - {{method: auto, config_directory: {}}}\n",
+        s.path("pf").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("(auto: directory scan"), "{text}");
+    assert!(
+        text.contains("passed over: showq: no showq socket"),
+        "{text}"
+    );
+    assert!(text.contains("postqueue: `"), "{text}");
+    let all = lines(&out);
+    assert_eq!(
+        gauge(&all, "postfix.queue.size", "deferred"),
+        Some(1),
+        "{text}"
+    );
+}
