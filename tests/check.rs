@@ -252,9 +252,14 @@ fn a_hung_command_is_killed_with_its_whole_process_group() {
     // (the child is reaped before check returns).
     for f in ["hang/child.pid", "hang/grandchild.pid"] {
         let pid = read_pid(&s.path(f), Duration::from_secs(1));
+        // A PID counts only while it runs in the fake's directory: PIDs are reused.
+        let ours = |pid: u32| {
+            alive(pid)
+                && std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|d| d == s.path("hang"))
+        };
         let gone = (0..100).any(|_| {
             std::thread::sleep(Duration::from_millis(20));
-            !alive(pid)
+            !ours(pid)
         });
         assert!(gone, "{f} ({pid}) is still running");
     }

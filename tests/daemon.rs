@@ -771,3 +771,59 @@ fn a_reload_never_runs_old_and_new_collections_of_an_instance_at_once() {
     d.signal("TERM");
     let _ = d.wait_exit(Duration::from_secs(5));
 }
+
+#[test]
+fn a_reload_reads_postmulti_again() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let udp = Udp::new();
+    for pf in ["main", "out"] {
+        s.postfix(
+            pf,
+            "ok",
+            Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+            None,
+        );
+    }
+    let listing = |out_enabled: &str| {
+        format!(
+            "-               -               y         {}\nout             mta             {out_enabled}         {}\n",
+            s.path("main").display(),
+            s.path("out").display()
+        )
+    };
+    s.write("postmulti.out", listing("n"));
+    let fake = s.write(
+        "bin/postmulti",
+        format!("#!/bin/sh\ncat {}\n", s.path("postmulti.out").display()),
+    );
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = s.config(&format!(
+        "  postmulti: {}\ndogstatsd: {{url: {}}}\ninstances:\n  - {{method: postqueue, discover: postmulti, min_collection_interval: 0.2}}\n",
+        fake.display(),
+        udp.url()
+    ));
+    let mut d = Daemon::start(&config);
+    let lines = udp.lines_until(WAIT, |l| {
+        count_service_checks(l, "postfix_instance:default") >= 1
+    });
+    assert!(
+        count_service_checks(&lines, "postfix_instance:default") >= 1,
+        "{}",
+        d.logs()
+    );
+    assert_eq!(count_service_checks(&lines, "postfix_instance:out"), 0);
+    // `postmulti -e enable` for out, then a reload: it is discovered.
+    s.write("postmulti.out", listing("y"));
+    d.signal("HUP");
+    let lines = udp.lines_until(WAIT, |l| {
+        count_service_checks(l, "postfix_instance:out") >= 1
+    });
+    assert!(
+        count_service_checks(&lines, "postfix_instance:out") >= 1,
+        "{}",
+        d.logs()
+    );
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+}
