@@ -2,5 +2,6 @@
 //! Lines come from a source (a file or the journal), are taken apart (`line`), and each family
 //! of parsers turns them into events that are counted. This part is pure: no I/O.
 
+pub mod counters;
 pub mod delivery;
 pub mod line;
