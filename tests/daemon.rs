@@ -614,12 +614,8 @@ fn a_refused_queue_is_asked_again_only_after_a_back_off() {
     for q in ["deferred", "hold"] {
         std::fs::create_dir_all(s.path(&format!("spool/{q}"))).unwrap();
     }
-    // The spool is writable by the unprivileged daemon's fake sudo, which logs each call.
-    std::fs::set_permissions(
-        s.path("spool"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    // The fake sudo logs each call here (the file is writable by all, as Scratch makes files).
+    s.write("spool/sudo.calls", "");
     s.write("spool/refuse-deferred", "");
     let config = s.config(&format!(
         "dogstatsd: {{url: {}}}\ninit_config: {{postfix_user: postfix-test-nobody}}\ninstances:\n  - {{directory: {}, queues: [deferred, hold], min_collection_interval: 0.2}}\n",
