@@ -295,3 +295,93 @@ fn instance_of(known: &mut Vec<(String, String)>, syslog_name: &str) -> String {
     known.push((name.to_owned(), tag.clone()));
     tag
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Target;
+    use crate::log::source::file::StartAt;
+    use std::net::UdpSocket;
+    use std::time::Duration;
+
+    fn received(rx: &UdpSocket) -> Vec<String> {
+        let mut lines = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        while let Ok(n) = rx.recv(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            lines.extend(text.lines().map(str::to_owned));
+        }
+        lines
+    }
+
+    #[test]
+    fn an_unreadable_position_is_critical_once_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("mail.log");
+        let status = "Dec 01 10:00:00 h postfix-out/smtp[1]: ABCDEF1234: to=<a@b>, relay=mx[192.0.2.1]:25, delay=1.5, delays=0/0/0.5/1, dsn=2.0.0, status=sent (250 ok)\n";
+        std::fs::write(&log, status.repeat(3)).unwrap();
+        let config = LogConfig {
+            path: log.clone(),
+            state_directory: dir.path().join("state"),
+            start_at: StartAt::Beginning,
+            flush_interval: Duration::from_secs(1),
+            tags: vec!["wing:log".into()],
+        };
+        std::fs::create_dir_all(&config.state_directory).unwrap();
+        std::fs::write(config.position_file(), "not json").unwrap();
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let sink = Sink::new(&Target::Udp(rx.local_addr().unwrap().to_string())).unwrap();
+
+        let mut f = Follower::open(&config);
+        f.flush(&config.tags, &["dc:x".into()], &sink);
+        let lines = received(&rx);
+        assert!(lines.contains(&"postfix.delivery.recipients:3|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out,dc:x".to_owned()), "{lines:#?}");
+        let delays = lines
+            .iter()
+            .filter(|l| l.starts_with("postfix.delivery.delay:1.5|d|#wing:log,status:sent,"))
+            .count();
+        assert_eq!(delays, 3, "{lines:#?}");
+        assert!(lines.contains(&"postfix.log.lines:3|c|#wing:log,dc:x".to_owned()));
+        let check = lines.iter().find(|l| l.starts_with("_sc|")).unwrap();
+        assert!(
+            check.starts_with("_sc|postfix.log.can_read|2|#wing:log,dc:x|m:")
+                && check.contains("is not one we wrote"),
+            "{check}"
+        );
+        // The flush saved a good position over it: OK from then on, and nothing re-counted.
+        assert!(Position::load(&config.position_file()).unwrap().is_some());
+        f.flush(&config.tags, &[], &sink);
+        let lines = received(&rx);
+        assert!(
+            lines.contains(&"_sc|postfix.log.can_read|0|#wing:log".to_owned()),
+            "{lines:#?}"
+        );
+        assert!(lines.contains(&"postfix.delivery.recipients:0|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out".to_owned()), "{lines:#?}");
+        // A restart resumes after the three lines.
+        let mut again = Follower::open(&config);
+        again.flush(&config.tags, &[], &sink);
+        let lines = received(&rx);
+        assert!(
+            lines.contains(&"postfix.log.lines:0|c|#wing:log".to_owned()),
+            "{lines:#?}"
+        );
+    }
+
+    #[test]
+    fn instances_are_bounded() {
+        let mut known = Vec::new();
+        assert_eq!(
+            instance_of(&mut known, "postfix/submission"),
+            "/etc/postfix"
+        );
+        assert_eq!(instance_of(&mut known, "postfix"), "/etc/postfix");
+        for i in 0..MAX_INSTANCES * 2 {
+            let _ = instance_of(&mut known, &format!("x{i}"));
+        }
+        assert_eq!(known.len(), MAX_INSTANCES);
+        assert_eq!(instance_of(&mut known, "late"), OTHER_INSTANCE);
+        assert_eq!(instance_of(&mut known, "postfix"), "/etc/postfix");
+    }
+}
