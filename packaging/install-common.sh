@@ -23,6 +23,15 @@ pfdd_join_postdrop() {
     fi
 }
 
+# adm: what reads /var/log/mail.log on Debian and Ubuntu, for the `log:` section. Not named in
+# the unit's SupplementaryGroups=, because systemd refuses to start a unit whose group does not
+# exist, and a host without `adm` would lose the queue metrics too. First install only.
+pfdd_join_adm() {
+    if getent group adm >/dev/null; then
+        usermod --append --groups adm "$pfdd_user"
+    fi
+}
+
 pfdd_config_permissions() {
     # Never through a symbolic link: chmod would follow it to whatever it names.
     if [ -f /etc/postfix-dogstatsd/config.yaml ] && [ ! -L /etc/postfix-dogstatsd/config.yaml ]; then

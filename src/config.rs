@@ -5,6 +5,7 @@
 
 mod env;
 mod instance;
+mod log;
 mod rules;
 mod validate;
 mod yaml;
@@ -53,8 +54,30 @@ pub struct Config {
     /// Tags on every metric and service check, after the instance's own.
     pub global_tags: Vec<String>,
     pub instances: Vec<Instance>,
+    /// `log:` with a source; `None` reads no log.
+    pub log: Option<LogConfig>,
     /// Things worth an info line at start-up (ignored sections and keys).
     pub notes: Vec<String>,
+}
+
+/// `log:` with `source: file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The followed file (`path`).
+    pub path: PathBuf,
+    /// Where `log-position.json` is kept.
+    pub state_directory: PathBuf,
+    pub start_at: crate::log::source::file::StartAt,
+    pub flush_interval: Duration,
+    /// `log.tags`, first on every line of the log wing.
+    pub tags: Vec<String>,
+}
+
+impl LogConfig {
+    /// The saved position's file.
+    pub fn position_file(&self) -> PathBuf {
+        self.state_directory.join("log-position.json")
+    }
 }
 
 /// Where DogStatsD lines go.

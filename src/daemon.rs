@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::{self, Config, ConfigErrors, DatadogEnv, Source};
 use crate::discover;
 use crate::dogstatsd::{Sink, SinkError};
+use crate::follow::LogTask;
 use crate::schedule::Generation;
 
 /// How long a stop waits for running collections to end (their children get SIGTERM, then
@@ -43,6 +44,7 @@ pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
     let mut sink = Sink::new(&config.target)?;
     let lives = crate::schedule::Lives::default();
     let mut generation = Generation::start(&config, &sink, &stopping, &lives);
+    let mut log = start_log(&config, &sink);
     let mut retired: Vec<JoinHandle<()>> = Vec::new();
     notify(&[NotifyState::Ready]);
     let watchdog = sd_notify::watchdog_enabled().map(|period| {
@@ -67,6 +69,10 @@ pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
                         retired.extend(generation.retire());
                         sink = new_sink;
                         generation = Generation::start(&config, &sink, &stopping, &lives);
+                        // The old log task flushes and saves its position before the new
+                        // one loads it: no line counted twice across a reload.
+                        stop_log(log.take()).await;
+                        log = start_log(&config, &sink);
                         tracing::info!("reloaded: the new config is running");
                     }
                     Err(e) => tracing::error!("reload failed, the running config stays in place: {}", crate::error_chain(&e)),
@@ -85,6 +91,8 @@ pub async fn run(source: Source, env: DatadogEnv) -> Result<(), Fatal> {
         w.abort();
     }
     retired.extend(generation.retire());
+    // The log's last flush and save happen here, within the same wait.
+    retired.extend(log.map(LogTask::retire));
     let all = async {
         for h in retired {
             let _ = h.await;
@@ -105,6 +113,21 @@ async fn reload(
     let config = discover::expand(config, cancel).await;
     let sink = Sink::new(&config.target)?;
     Ok((Arc::new(config), sink))
+}
+
+fn start_log(config: &Config, sink: &Sink) -> Option<LogTask> {
+    config
+        .log
+        .as_ref()
+        .map(|log| LogTask::start(log, &config.global_tags, sink))
+}
+
+/// Retires the log task and waits for its last flush, at most `STOP_WAIT`.
+async fn stop_log(log: Option<LogTask>) {
+    let Some(log) = log else { return };
+    if tokio::time::timeout(STOP_WAIT, log.retire()).await.is_err() {
+        tracing::warn!("the log task did not finish its last flush in time");
+    }
 }
 
 fn announce(config: &Config) {

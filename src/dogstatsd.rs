@@ -48,10 +48,18 @@ pub fn metric_line(s: &Sample) -> String {
             line.push_str(text);
         }
     }
-    line.push_str(match s.kind {
-        Kind::Gauge => "|g",
-        Kind::Count => "|c",
-    });
+    match s.kind {
+        Kind::Gauge => line.push_str("|g"),
+        Kind::Count => line.push_str("|c"),
+        Kind::Distribution { rate } => {
+            line.push_str("|d");
+            if rate > 0.0 && rate < 1.0 {
+                // A rate too small to write in six decimals is written as the smallest that is.
+                let text = format!("{:.6}", rate.max(0.000_001));
+                let _ = write!(line, "|@{}", text.trim_end_matches('0'));
+            }
+        }
+    }
     push_tags(&mut line, &s.tags);
     line
 }
@@ -300,6 +308,24 @@ mod tests {
             ..d
         };
         assert_eq!(metric_line(&z), "postfix.collection.duration:2|g");
+        let all = Sample {
+            name: "postfix.delivery.delay",
+            value: Value::Float(1.5),
+            kind: Kind::Distribution { rate: 1.0 },
+            tags: vec!["status:sent".into()],
+        };
+        assert_eq!(
+            metric_line(&all),
+            "postfix.delivery.delay:1.5|d|#status:sent"
+        );
+        let sampled = Sample {
+            kind: Kind::Distribution { rate: 0.25 },
+            ..all
+        };
+        assert_eq!(
+            metric_line(&sampled),
+            "postfix.delivery.delay:1.5|d|@0.25|#status:sent"
+        );
     }
 
     #[test]

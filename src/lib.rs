@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod discover;
 pub mod dogstatsd;
 pub mod exec;
+pub mod follow;
 pub mod lines;
 pub mod live;
 pub mod log;

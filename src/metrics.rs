@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::collect::Collection;
 use crate::config::Instance;
+use crate::log::counters::Flush;
 use crate::queue;
 use crate::reason::Reason;
 
@@ -25,9 +26,17 @@ pub const ERRORS: &str = "postfix.collection.errors";
 pub const TRUNCATED: &str = "postfix.collection.truncated";
 pub const SKIPPED: &str = "postfix.collection.skipped";
 pub const CAN_COLLECT: &str = "postfix.can_collect";
+// The log wing.
+pub const DELIVERY_RECIPIENTS: &str = "postfix.delivery.recipients";
+pub const DELIVERY_DELAY: &str = "postfix.delivery.delay";
+pub const MESSAGES_EXPIRED: &str = "postfix.messages.expired";
+pub const LOG_LINES: &str = "postfix.log.lines";
+pub const LOG_UNPARSED: &str = "postfix.log.unparsed";
+pub const LOG_LAG: &str = "postfix.log.lag";
+pub const CAN_READ_LOG: &str = "postfix.log.can_read";
 
 /// Every metric and service check name we send (the dashboard test checks against this).
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 19] = [
     QUEUE_SIZE,
     QUEUE_BYTES,
     QUEUE_RECIPIENTS,
@@ -40,6 +49,13 @@ pub const ALL: [&str; 12] = [
     TRUNCATED,
     SKIPPED,
     CAN_COLLECT,
+    DELIVERY_RECIPIENTS,
+    DELIVERY_DELAY,
+    MESSAGES_EXPIRED,
+    LOG_LINES,
+    LOG_UNPARSED,
+    LOG_LAG,
+    CAN_READ_LOG,
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,10 +66,15 @@ pub enum Value {
     Float(f64),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Gauge,
     Count,
+    /// A DogStatsD distribution (`|d`); `rate` below 1 is the share of the values sent
+    /// (`|@rate`), so that Datadog counts what was left out.
+    Distribution {
+        rate: f64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -248,6 +269,115 @@ pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
     .collect()
 }
 
+/// What one flush of the log wing saw besides its counts.
+#[derive(Debug, Clone, Default)]
+pub struct LogState {
+    /// `postfix.log.lag`, in seconds.
+    pub lag: f64,
+    /// Why the log cannot be read (or its position kept); `None` is OK.
+    pub problem: Option<String>,
+}
+
+/// Turns one flush of the log wing into what is sent. Tags: `log.tags`, then the series' own
+/// (`status:`, `service:`, `dsn_class:`, `relay:`, `instance:`), then the global tags; of
+/// `env:`, `service:` and `version:` only the first is kept, as for the queue metrics.
+pub fn log_report(
+    flush: &Flush,
+    state: &LogState,
+    log_tags: &[String],
+    global: &[String],
+) -> Report {
+    let tags = |own: &[String]| {
+        let mut tags = log_tags.to_vec();
+        tags.extend(own.iter().map(|t| crate::tag::sanitize(t).into_owned()));
+        tags.extend(global.iter().cloned());
+        unified_once(&mut tags);
+        tags
+    };
+    let mut samples = Vec::new();
+    let mut delays = Vec::new();
+    for (key, figures) in &flush.deliveries {
+        let own = tags(&[
+            format!("status:{}", key.status),
+            format!("service:{}", key.service),
+            format!("dsn_class:{}", key.dsn_class),
+            format!("relay:{}", key.relay),
+            format!("instance:{}", key.instance),
+        ]);
+        samples.push(Sample {
+            name: DELIVERY_RECIPIENTS,
+            value: Value::Int(figures.recipients),
+            kind: Kind::Count,
+            tags: own.clone(),
+        });
+        // One line per value: every Agent takes it (the `name:v1:v2|d` form needs 6.25/7.25).
+        delays.extend(figures.delays.iter().map(|&d| Sample {
+            name: DELIVERY_DELAY,
+            value: Value::Float(d),
+            kind: Kind::Distribution {
+                rate: figures.delay_rate,
+            },
+            tags: own.clone(),
+        }));
+    }
+    samples.extend(delays);
+    for (instance, n) in &flush.expired {
+        samples.push(Sample {
+            name: MESSAGES_EXPIRED,
+            value: Value::Int(*n),
+            kind: Kind::Count,
+            tags: tags(&[format!("instance:{instance}")]),
+        });
+    }
+    let plain = tags(&[]);
+    samples.push(Sample {
+        name: LOG_LINES,
+        value: Value::Int(flush.lines),
+        kind: Kind::Count,
+        tags: plain.clone(),
+    });
+    for (service, n) in &flush.unparsed {
+        samples.push(Sample {
+            name: LOG_UNPARSED,
+            value: Value::Int(*n),
+            kind: Kind::Count,
+            tags: tags(&[format!("service:{service}")]),
+        });
+    }
+    samples.push(Sample {
+        name: LOG_LAG,
+        value: Value::Float(state.lag),
+        kind: Kind::Gauge,
+        tags: plain.clone(),
+    });
+    let check = ServiceCheck {
+        name: CAN_READ_LOG,
+        status: if state.problem.is_none() {
+            Status::Ok
+        } else {
+            Status::Critical
+        },
+        tags: plain,
+        message: state.problem.clone(),
+    };
+    Report { samples, check }
+}
+
+/// Keeps the first of each of Datadog's unified service tags (`env:`, `service:`,
+/// `version:`); Datadog lowercases tag keys, so `ENV:` is `env:`.
+fn unified_once(tags: &mut Vec<String>) {
+    let mut seen = [false; UNIFIED.len()];
+    tags.retain(|t| {
+        let Some((key, _)) = t.split_once(':') else {
+            return true;
+        };
+        match UNIFIED.iter().position(|u| u.eq_ignore_ascii_case(key)) {
+            Some(k) => !std::mem::replace(&mut seen[k], true),
+            None => true,
+        }
+    });
+}
+
 struct Tagger<'a> {
     instance: &'a Instance,
     global: &'a [String],
@@ -284,17 +414,7 @@ impl Tagger<'_> {
         }
         tags.extend(last_own);
         tags.extend(self.global.iter().cloned());
-        let mut seen = [false; UNIFIED.len()];
-        tags.retain(|t| {
-            // Only `key:value` tags; Datadog lowercases tag keys, so `ENV:` is `env:`.
-            let Some((key, _)) = t.split_once(':') else {
-                return true;
-            };
-            match UNIFIED.iter().position(|u| u.eq_ignore_ascii_case(key)) {
-                Some(k) => !std::mem::replace(&mut seen[k], true),
-                None => true,
-            }
-        });
+        unified_once(&mut tags);
         tags
     }
 }

@@ -823,3 +823,182 @@ fn a_reload_reads_postmulti_again() {
     d.signal("TERM");
     let _ = d.wait_exit(Duration::from_secs(5));
 }
+
+/// Lines of the captured Postfix 3.7.11 log, without its comments.
+fn captured_log() -> String {
+    let text =
+        std::fs::read_to_string(repo("tests/fixtures/logs/maillog-postfix-3.7.11.log")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `n` delivery lines with `status`, as Postfix writes them (SPEC 7.2), under `syslog_name`.
+fn status_lines(syslog_name: &str, status: &str, n: usize) -> String {
+    let (dsn, text) = match status {
+        "sent" => ("2.0.0", "delivered to mailbox"),
+        _ => ("5.1.1", "unknown user: \"nosuchuser\""),
+    };
+    (0..n)
+        .map(|i| {
+            format!("Dec 01 20:46:{:02} localhost {syslog_name}/local[17699]: B10D1B84E{}: to=<u{i}@localhost>, relay=local, delay=0.01, delays=0/0/0/0, dsn={dsn}, status={status} ({text})\n", i % 60, i % 10)
+        })
+        .collect()
+}
+
+/// Recipients received so far per `status:` value.
+fn recipients_by_status(lines: &[String]) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in lines {
+        let Some(rest) = l.strip_prefix("postfix.delivery.recipients:") else {
+            continue;
+        };
+        let (n, tags) = rest.split_once("|c|#").unwrap();
+        let status = tags
+            .split(',')
+            .find_map(|t| t.strip_prefix("status:"))
+            .unwrap();
+        *out.entry(status.to_owned()).or_default() += n.parse::<u64>().unwrap();
+    }
+    out
+}
+
+fn totals(pairs: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    pairs.iter().map(|(s, n)| ((*s).to_owned(), *n)).collect()
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+#[test]
+fn log_file_counts_every_recipient_once_across_rotation_and_restart() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix(
+        "good",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let log = s.path("mail.log");
+    let state = s.path("state");
+    // Phase 1: the captured log (18 deferrals) and two sent and one bounced recipient.
+    let mut first = captured_log();
+    first.push_str(&status_lines("postfix", "sent", 2));
+    first.push_str(&status_lines("postfix-out", "bounced", 1));
+    s.write("mail.log", &first);
+    let config = s.config(&format!(
+        "dogstatsd:\n  url: {}\n  tags: [dc:test]\ninit_config:\n  postqueue: true\ninstances:\n  - config_directory: {}\n    min_collection_interval: 3600\nlog:\n  source: file\n  path: {}\n  state_directory: {}\n  start_at: beginning\n  flush_interval: 1\n  tags: [wing:log]\n",
+        udp.url(),
+        s.path("good").display(),
+        log.display(),
+        state.display(),
+    ));
+    let mut d = Daemon::start(&config);
+    let want = totals(&[("bounced", 1), ("deferred", 18), ("sent", 2)]);
+    let mut lines = udp.lines_until(WAIT, |l| recipients_by_status(l) == want);
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    // The rest of that flush: delays, self-metrics, the service check.
+    lines.extend(udp.lines_until(WAIT, |l| {
+        l.iter().any(|l| l.starts_with("_sc|postfix.log.can_read|"))
+    }));
+    // The exact tags of one series: log.tags first, then the series', then the global ones.
+    assert!(
+        lines.iter().any(|l| l.as_str()
+            == "postfix.delivery.recipients:1|c|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,instance:/etc/postfix-out,dc:test"),
+        "{lines:#?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("postfix.delivery.delay:0.01|d|#wing:log,status:sent,")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("_sc|postfix.log.can_read|0|#wing:log,dc:test")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("postfix.log.lag:") && l.contains("|g|#wing:log,dc:test")));
+
+    // Phase 2: a rename rotation, then more lines in the new file.
+    std::fs::rename(&log, s.path("mail.log.1")).unwrap();
+    append(&log, &status_lines("postfix", "sent", 3));
+    let want = totals(&[("bounced", 1), ("deferred", 18), ("sent", 5)]);
+    lines.extend(udp.lines_until(WAIT, |l| {
+        let mut all = lines.clone();
+        all.extend_from_slice(l);
+        recipients_by_status(&all) == want
+    }));
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    assert!(d.wait_log("rotated", WAIT), "{}", d.logs());
+
+    // A reload restarts the log task: its last flush counts what was just written, and the
+    // new task resumes from the position saved then.
+    append(&log, &status_lines("postfix", "sent", 1));
+    d.signal("HUP");
+    assert!(d.wait_log("reloaded", WAIT), "{}", d.logs());
+    append(&log, &status_lines("postfix", "sent", 1));
+    let want = totals(&[("bounced", 1), ("deferred", 18), ("sent", 7)]);
+    lines.extend(udp.lines_until(WAIT, |l| {
+        let mut all = lines.clone();
+        all.extend_from_slice(l);
+        recipients_by_status(&all) == want
+    }));
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+
+    // Phase 3: lines written just before a SIGTERM are counted by its last flush; lines
+    // written while it is down, after the restart.
+    append(&log, &status_lines("postfix", "bounced", 2));
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(WAIT).and_then(|st| st.code()), Some(0));
+    assert!(state.join("log-position.json").is_file());
+    append(&log, &status_lines("postfix", "sent", 4));
+    let d = Daemon::start(&config);
+    let want = totals(&[("bounced", 3), ("deferred", 18), ("sent", 11)]);
+    lines.extend(udp.lines_until(WAIT, |l| {
+        let mut all = lines.clone();
+        all.extend_from_slice(l);
+        recipients_by_status(&all) == want
+    }));
+    assert!(
+        d.wait_log("resumed from the saved log position", WAIT),
+        "{}",
+        d.logs()
+    );
+    // A few more flushes: nothing is counted twice.
+    lines.extend(udp.lines_until(Duration::from_millis(2500), |_| false));
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+}
+
+#[test]
+fn log_file_missing_is_critical_with_its_reason() {
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("good", "ok", None, None);
+    let config = s.config(&format!(
+        "dogstatsd:\n  url: {}\ninit_config:\n  postqueue: true\ninstances:\n  - config_directory: {}\n    min_collection_interval: 3600\nlog:\n  source: file\n  path: {}\n  state_directory: {}\n  flush_interval: 1\n",
+        udp.url(),
+        s.path("good").display(),
+        s.path("nowhere.log").display(),
+        s.path("state").display(),
+    ));
+    let d = Daemon::start(&config);
+    let lines = udp.lines_until(WAIT, |l| {
+        l.iter().any(|l| l.starts_with("_sc|postfix.log.can_read|"))
+    });
+    let check = lines
+        .iter()
+        .find(|l| l.starts_with("_sc|postfix.log.can_read|"))
+        .unwrap_or_else(|| panic!("{}", d.logs()));
+    assert!(
+        check.starts_with("_sc|postfix.log.can_read|2|")
+            && check.contains("nowhere.log does not exist"),
+        "{check}"
+    );
+}

@@ -15,6 +15,7 @@ keys! {
         InitConfig = "init_config",
         Instances = "instances",
         Logs = "logs",
+        Log = "log",
         Dogstatsd = "dogstatsd",
         Commands = "commands",
     }
@@ -98,6 +99,7 @@ pub fn validate(tree: &Value, env: &DatadogEnv) -> Result<Config, Vec<ConfigErro
     });
     let mut global_tags = w.tags(&dsd, DogstatsdKey::Tags);
 
+    let log = super::log::from_yaml(&mut w, &top, TopKey::Log);
     let instances = instances(&mut w, &top, &defaults, &mut notes);
     let sudoes = instances.iter().any(|i| {
         matches!(
@@ -120,6 +122,7 @@ pub fn validate(tree: &Value, env: &DatadogEnv) -> Result<Config, Vec<ConfigErro
         target,
         global_tags,
         instances,
+        log,
         notes,
     })
 }

@@ -60,6 +60,20 @@ pub fn from_parts<'a>(ident: &'a str, text: &'a str) -> Result<Line<'a>, LineErr
     })
 }
 
+/// The `instance:` tag of a line written under `syslog_name`: what the queue metrics of that
+/// Postfix instance carry when its `config_directory` is written the standard way. Postfix's
+/// `syslog_name` defaults to `postfix` for the default instance, and Debian's postmulti names
+/// an instance `postfix-NAME` with its config in `/etc/postfix-NAME`; a master.cf service may
+/// add `/submission` and such, which is cut. Anything else is kept as it is, made tag-safe.
+pub fn instance_tag(syslog_name: &str) -> String {
+    let name = syslog_name.split('/').next().unwrap_or(syslog_name);
+    if name == "postfix" || name.strip_prefix("postfix-").is_some_and(|n| !n.is_empty()) {
+        crate::tag::sanitize(&format!("/etc/{name}")).into_owned()
+    } else {
+        crate::tag::sanitize(name).into_owned()
+    }
+}
+
 /// The rest of the line after the timestamp and the space that ends it.
 fn skip_timestamp(line: &str) -> Option<&str> {
     let bytes = line.as_bytes();
@@ -185,6 +199,17 @@ mod tests {
         let l = parse("Dec  1 18:24:05 bench postfix/smtpd[9]: message repeated many times: [x]")
             .unwrap();
         assert_eq!(l.times, 1);
+    }
+
+    #[test]
+    fn instance_tags_follow_debian_postmulti_names() {
+        assert_eq!(instance_tag("postfix"), "/etc/postfix");
+        assert_eq!(instance_tag("postfix/submission"), "/etc/postfix");
+        assert_eq!(instance_tag("postfix-out"), "/etc/postfix-out");
+        assert_eq!(instance_tag("postfix-out/relay"), "/etc/postfix-out");
+        assert_eq!(instance_tag("postfix-"), "postfix-");
+        assert_eq!(instance_tag("mta2"), "mta2");
+        assert_eq!(instance_tag("a,b|c"), "a_b_c");
     }
 
     #[test]
