@@ -109,7 +109,10 @@ fn as_user(s: &Scratch, args: &[&str]) -> Output {
 
 /// A config file with the real commands.
 fn config(s: &Scratch, body: &str) -> String {
-    s.write("config.yaml", body).display().to_string()
+    let path = s.write("config.yaml", body);
+    // Readable by pfdtest; writable by root alone, which a daemon run as root insists on.
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    path.display().to_string()
 }
 
 fn gauges(out: &str, tag: &str) -> BTreeMap<String, u64> {
@@ -730,5 +733,98 @@ fn thousands_of_messages_counted_by_every_method() {
             assert_eq!(got.get(q), Some(&want[q]), "{method}, {q}: {got:?} vs {want:?}");
         }
     }
+    script("postfix-reset.sh", &[]);
+}
+
+#[test]
+fn the_real_postfix_log_counted_by_outcome() {
+    if !enabled("the_real_postfix_log_counted_by_outcome") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    // Postfix running, nothing paused, nothing queued: only our traffic moves.
+    script("postfix-reset.sh", &[]);
+    let log = "/var/log/postfix.log"; // maillog_file, set by postfix-setup.sh
+    let status_lines = || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" status="))
+            .count()
+    };
+    let s = Scratch::new();
+    let run = format!("log-{}-{}", std::process::id(), unique());
+    std::fs::create_dir_all(s.path("state")).unwrap();
+    let cfg = config(
+        &s,
+        &format!(
+            "dogstatsd: {{url: \"{STATSD_UDP}\"}}\ninit_config: {{postqueue: true}}\ninstances:\n  - {{config_directory: /etc/postfix, min_collection_interval: 3600}}\nlog:\n  source: file\n  path: {log}\n  state_directory: {}\n  start_at: end\n  flush_interval: 1\n  tags: [\"run:{run}\"]\n",
+            s.path("state").display()
+        ),
+    );
+    // As root: the test reads a root-owned log; the daemon's permissions are the unit's business.
+    let mut cmd = Command::new(s.bin_copy());
+    cmd.args(["--log-level", "info"]);
+    let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    assert!(
+        d.wait_log("collecting", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // past the first flush: start_at end
+    let before = status_lines();
+    // Known traffic: 3 delivered locally, 2 to an unknown local user (bounced, and their 2
+    // non-delivery notices delivered to root), 2 to the closed relay port (deferred).
+    let send = |to: &str| {
+        let mut child = Command::new("sendmail")
+            .args(["-f", "root@localhost", to])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"Subject: log test\n\nbody\n")
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    };
+    for to in ["root@localhost"; 3] {
+        send(to);
+    }
+    for to in ["nosuchuser@localhost"; 2] {
+        send(to);
+    }
+    for to in ["someone@refused.test"; 2] {
+        send(to);
+    }
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while status_lines() < before + 9 && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(status_lines(), before + 9, "status lines in {log}");
+    // Two more flushes, then what the third-party receiver counted for this run.
+    std::thread::sleep(Duration::from_millis(2500));
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    let counters: serde_json::Value = serde_json::from_str(&statsd("counters")).unwrap();
+    let count = |status: &str, relay: &str| -> u64 {
+        counters
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("postfix.delivery.recipients;")
+                    && k.contains(&format!("run={run}"))
+                    && k.contains(&format!(";status={status};"))
+                    && k.contains(&format!(";relay={relay};"))
+            })
+            .map(|(_, v)| v.as_f64().unwrap() as u64)
+            .sum()
+    };
+    assert_eq!(count("sent", "local"), 5, "{counters}\n{}", d.logs());
+    assert_eq!(count("bounced", "local"), 2, "{counters}");
+    assert_eq!(count("deferred", "none"), 2, "{counters}");
     script("postfix-reset.sh", &[]);
 }
