@@ -100,3 +100,34 @@ pub fn read_dir_level(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The clock is read inside a directory, not only between directories: a flat queue of
+    /// thousands of files (hold, incoming, maildrop are not hashed) stops soon after its
+    /// deadline, not at its end.
+    #[test]
+    fn a_flat_directory_stops_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..(CHECK_EVERY * 4) {
+            std::fs::write(dir.path().join(format!("F{i}")), "").unwrap();
+        }
+        let deadline = Instant::now() + std::time::Duration::from_millis(50);
+        let mut seen = 0;
+        let err = walk_files(dir.path(), deadline, |_| {
+            seen += 1;
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            Ok(())
+        })
+        .unwrap_err();
+        assert_eq!(err.1.kind(), io::ErrorKind::TimedOut, "{err:?}");
+        // Past the deadline at most one more stretch of CHECK_EVERY entries is read.
+        assert!(
+            seen < CHECK_EVERY * 2,
+            "{seen} of {} entries read",
+            CHECK_EVERY * 4
+        );
+    }
+}

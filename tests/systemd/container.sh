@@ -101,7 +101,7 @@ ct_boot() {
         sleep 0.2
     done
     [ "$state" = running ] || { cat "$CT_LOG" >&2; ct_die "systemd did not reach 'running' within 60 s (last: ${state:-none})"; }
-    ct_log "booted: $(ct_sh 'systemctl --version | head -n 1'), PID 1 is host PID $CT_PID"
+    ct_log "booted: $(ct_sh 'systemctl --version | sed -n 1p'), PID 1 is host PID $CT_PID"
 }
 
 # ct_sh 'COMMAND': run a shell command inside the container (all its namespaces), with a

@@ -230,14 +230,14 @@ config 'commands: {postqueue: /usr/local/bin/hung-postqueue}
 instances:
   - {method: postqueue, min_collection_interval: 60, timeout: 50}'
 restart
-ct_wait 10 'ps -eo args | grep -q "^/bin/sh /usr/local/bin/hung-postqueue"' \
+ct_wait 10 'ps -eo args | grep "^/bin/sh /usr/local/bin/hung-postqueue" >/dev/null' \
     || fail "the hung postqueue never ran"
 t0=$SECONDS
 ct_sh 'systemctl stop postfix-dogstatsd'
 took=$((SECONDS - t0))
 [ "$took" -lt 5 ] || fail "systemctl stop took ${took}s with a collection in flight"
 [ "$(unit_prop Result)" = success ] || fail "stop result: $(unit_prop Result)"
-! ct_sh 'ps -eo args | grep -q "^/bin/sh /usr/local/bin/hung-postqueue"' || fail "the hung postqueue outlived the service"
+! ct_sh 'ps -eo args | grep "^/bin/sh /usr/local/bin/hung-postqueue" >/dev/null' || fail "the hung postqueue outlived the service"
 ok "stopped in ${took}s (under 5), result success, no child left"
 
 # --- 7. every method under the unit the README documents --------------------------------------
@@ -299,7 +299,7 @@ if [ "$(unit_prop ActiveState)" != active ] || [ "$(main_pid)" = "$pid" ]; then
     fail "the service was not restarted by the upgrade (PID $pid -> $(main_pid), $(unit_prop ActiveState))"
 fi
 [ ! -e "$CT_ROOT/etc/sudoers.d/postfix-dogstatsd" ] || fail "the upgrade put back the sudoers file the admin removed"
-! ct_sh 'id -nG postfix-dogstatsd | grep -qw postdrop' || fail "the upgrade put the user back in group postdrop"
+! ct_sh 'id -nG postfix-dogstatsd | grep -w postdrop >/dev/null' || fail "the upgrade put the user back in group postdrop"
 ok "edit kept; removed sudoers file and postdrop membership stay removed; restarted (PID $pid -> $(main_pid))"
 forget 'ct_phase=upgrade' 
 expect_queues upgrade 20
