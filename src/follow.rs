@@ -204,6 +204,7 @@ impl Follower {
             for event in &progress.events {
                 self.say(*event);
             }
+            self.counters.too_long(progress.too_long);
             budget = budget.saturating_sub(progress.bytes.max(1));
             if !progress.more {
                 return true;

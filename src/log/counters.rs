@@ -15,6 +15,8 @@ pub const MAX_SERVICES: usize = 64;
 pub const MAX_DELAYS: usize = 1000;
 /// Distinct delivery series kept (statuses x services x dsn classes x relays x instances).
 pub const MAX_SERIES: usize = 2000;
+/// The `service:` value of a line too long to read its identifier.
+pub const UNKNOWN_SERVICE: &str = "unknown";
 /// The `service:` value for services past `MAX_SERVICES`.
 pub const OTHER_SERVICE: &str = "other";
 
@@ -124,6 +126,15 @@ impl Counters {
                     *self.unparsed.entry(service).or_default() += times;
                 }
             }
+        }
+    }
+
+    /// Lines the source skipped for their length (never held whole): read, and not understood,
+    /// under `service:unknown` since their identifier was not read either.
+    pub fn too_long(&mut self, n: u64) {
+        if n > 0 {
+            self.lines += n;
+            *self.unparsed.entry(UNKNOWN_SERVICE.to_owned()).or_default() += n;
         }
     }
 
@@ -306,5 +317,8 @@ mod tests {
         let f = c.flush();
         assert_eq!(f.expired, vec![("/etc/postfix-out".to_owned(), 1)]);
         assert!(f.deliveries.is_empty());
+        c.too_long(2);
+        let f = c.flush();
+        assert_eq!((f.lines, f.unparsed), (2, vec![("unknown".to_owned(), 2)]));
     }
 }
