@@ -480,8 +480,9 @@ fn auto_started_while_postfix_is_down_takes_postqueue_once_it_is_up() {
         "{up:?}\n{}",
         d.logs()
     );
+    // The log line is read from the daemon's stderr by another thread: wait for it.
     assert!(
-        d.logs().contains("method auto chose postqueue"),
+        d.wait_log("method auto chose postqueue", WAIT),
         "{}",
         d.logs()
     );
