@@ -232,16 +232,19 @@ pub struct Commands {
     pub sudo: PathBuf,
     pub find: PathBuf,
     pub postmulti: PathBuf,
+    /// Run by the log wing (journal source), from the top-level `commands:` only.
+    pub journalctl: PathBuf,
 }
 
 impl Commands {
-    pub fn paths(&self) -> [&std::path::Path; 5] {
+    pub fn paths(&self) -> [&std::path::Path; 6] {
         [
             &self.postqueue,
             &self.postconf,
             &self.sudo,
             &self.find,
             &self.postmulti,
+            &self.journalctl,
         ]
     }
 }
@@ -254,6 +257,7 @@ impl Default for Commands {
             sudo: "/usr/bin/sudo".into(),
             find: "/usr/bin/find".into(),
             postmulti: "/usr/sbin/postmulti".into(),
+            journalctl: "/usr/bin/journalctl".into(),
         }
     }
 }

@@ -60,12 +60,20 @@ pub struct Config {
     pub notes: Vec<String>,
 }
 
-/// `log:` with `source: file`.
+/// `log:` with a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
-    /// The followed file (`path`).
-    pub path: PathBuf,
-    /// Where `log-position.json` is kept.
+    pub source: LogSource,
+    /// `path`, when given.
+    pub path: Option<PathBuf>,
+    /// The `path` of the Datadog `logs:` section's first `type: file` entry: the first file
+    /// `source: auto` tries.
+    pub datadog_path: Option<PathBuf>,
+    /// How to run journalctl, and on which journal.
+    pub journal: crate::log::source::journal::JournalOptions,
+    /// Asked for Postfix's `maillog_file` when no `path` is given.
+    pub postconf: PathBuf,
+    /// Where the position (or the journal cursor) is kept.
     pub state_directory: PathBuf,
     pub start_at: crate::log::source::file::StartAt,
     pub flush_interval: Duration,
@@ -73,10 +81,24 @@ pub struct LogConfig {
     pub tags: Vec<String>,
 }
 
+/// `log.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSource {
+    File,
+    Journal,
+    /// The journal when Postfix's entries are in it, else the first readable file.
+    Auto,
+}
+
 impl LogConfig {
-    /// The saved position's file.
+    /// The saved position of the file source.
     pub fn position_file(&self) -> PathBuf {
         self.state_directory.join("log-position.json")
+    }
+
+    /// The saved cursor of the journal source.
+    pub fn cursor_file(&self) -> PathBuf {
+        self.state_directory.join("journal-cursor")
     }
 }
 

@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -343,6 +343,144 @@ async fn read_bounded(stream: &mut (impl AsyncRead + Unpin)) -> (Vec<u8>, bool) 
         kept.extend_from_slice(&buf[..n.min(room)]);
     }
     (kept, cut)
+}
+
+/// A child that runs as long as its reader wants (`journalctl --follow`), read without
+/// blocking by a caller on its own clock. It starts like every child (argv, cleared
+/// environment, stdin from /dev/null, its own process group); dropping it ends the group
+/// (SIGTERM, then SIGKILL after [`KILL_GRACE`]) and reaps the child.
+#[derive(Debug)]
+pub struct Stream {
+    child: std::process::Child,
+    shown: String,
+    stdout: std::fs::File,
+    stderr: std::fs::File,
+    /// The start of its stderr so far.
+    kept: Vec<u8>,
+}
+
+impl Stream {
+    /// Starts `cmd` with its stdout and stderr in non-blocking pipes.
+    pub fn start(cmd: &Command) -> Result<Stream, ExecError> {
+        use std::os::unix::process::CommandExt;
+        let shown = cmd.to_string();
+        #[allow(clippy::disallowed_methods)] // this is the one place
+        let mut command = std::process::Command::new(&cmd.program);
+        command
+            .args(&cmd.args)
+            .env_clear()
+            .env("PATH", CHILD_PATH)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = command.spawn().map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ExecError::NotFound {
+                    command: shown.clone(),
+                    program: cmd.program.display().to_string(),
+                }
+            } else {
+                ExecError::Spawn {
+                    command: shown.clone(),
+                    source,
+                }
+            }
+        })?;
+        let pipes = (child.stdout.take(), child.stderr.take());
+        let (Some(out), Some(err)) = pipes else {
+            unreachable!("both are piped")
+        };
+        let (stdout, stderr) = (
+            std::fs::File::from(OwnedFd::from(out)),
+            std::fs::File::from(OwnedFd::from(err)),
+        );
+        let nonblocking = sys::set_nonblocking(stdout.as_fd())
+            .and_then(|()| sys::set_nonblocking(stderr.as_fd()));
+        let stream = Stream {
+            child,
+            shown,
+            stdout,
+            stderr,
+            kept: Vec::new(),
+        };
+        if let Err(source) = nonblocking {
+            // Dropping the stream ends the child.
+            return Err(ExecError::Spawn {
+                command: stream.shown.clone(),
+                source,
+            });
+        }
+        // A bigger pipe lets the child run ahead between two reads; the default is fine too.
+        let _ = sys::set_pipe_size(stream.stdout.as_fd(), PIPE_WANTED);
+        Ok(stream)
+    }
+
+    /// What was started, as shown in messages.
+    pub fn command(&self) -> &str {
+        &self.shown
+    }
+
+    /// Reads what stdout holds now into `buf`: `Ok(0)` at its end (the child closed it),
+    /// `WouldBlock` when nothing is there yet.
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::Read;
+        self.keep_stderr();
+        self.stdout.read(buf)
+    }
+
+    /// The start of what the child wrote to stderr so far, trimmed.
+    pub fn stderr(&mut self) -> String {
+        self.keep_stderr();
+        String::from_utf8_lossy(&self.kept).trim().to_owned()
+    }
+
+    /// Whether the child has exited, and how; it is reaped then.
+    pub fn exited(&mut self) -> Option<Finished> {
+        let status = self.child.try_wait().ok().flatten()?;
+        let cut = self.keep_stderr();
+        Some(Finished {
+            status,
+            stderr: String::from_utf8_lossy(&self.kept).trim().to_owned(),
+            stderr_cut: cut,
+        })
+    }
+
+    /// Reads what stderr holds now, keeping its first `STDERR_KEEP` bytes: a child that writes
+    /// more is never blocked on it. Whether some was dropped.
+    fn keep_stderr(&mut self) -> bool {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        let mut cut = self.kept.len() >= STDERR_KEEP;
+        while let Ok(n) = self.stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let room = STDERR_KEEP.saturating_sub(self.kept.len());
+            cut |= n > room;
+            self.kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        cut
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        let pgid = self.child.id();
+        if self.child.try_wait().ok().flatten().is_none() {
+            sys::kill_group(pgid, sys::SIGTERM);
+            let end = std::time::Instant::now() + KILL_GRACE;
+            while std::time::Instant::now() < end {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        sys::kill_group(pgid, sys::SIGKILL);
+        let _ = self.child.wait();
+    }
 }
 
 /// Kills a child's process group when dropped while armed.

@@ -1,34 +1,177 @@
-//! The log wing's task: every `flush_interval`, read what the followed file holds now (a
-//! bounded amount), count each line, send the flush, and only then save the position. A crash
-//! between sending and saving re-counts at most one flush; a position is never saved ahead of
-//! what was sent, so no line is lost. File I/O runs on tokio's blocking pool, never on a
-//! runtime worker.
+//! The log wing's task: choose the source (`log.source`), then every `flush_interval` read
+//! what it holds now (a bounded amount), count each line, send the flush, and only then save
+//! the position (a file offset or a journal cursor). A crash between sending and saving
+//! re-counts at most one flush; a position is never saved ahead of what was sent, so no line
+//! is lost. Reading runs on tokio's blocking pool, never on a runtime worker.
 
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, LogSource};
 use crate::dogstatsd::{report_lines, Sink};
+use crate::exec::{self, Command, Limits};
+use crate::live::Live;
 use crate::log::counters::Counters;
 use crate::log::line;
-use crate::log::source::file::{Event, FileSource, Position, SourceError};
+use crate::log::source::file::{self, FileSource, Position, SourceError};
+use crate::log::source::journal::{self, JournalError, JournalSource};
 use crate::metrics::{self, LogState};
 
-/// Bytes one `read` call asks for.
+/// Bytes one `read` call of the file source asks for.
 const READ_BYTES: usize = 64 * 1024;
 /// Bytes one flush reads at most: a backlog is worked off over several flushes, each bounded
 /// in time and memory.
 pub const FLUSH_BYTES: u64 = 4 * 1024 * 1024;
+/// The same for the journal, whose JSON entries are about three times a syslog line.
+const JOURNAL_FLUSH_BYTES: usize = 16 * 1024 * 1024;
 /// Distinct `instance:` values (from `syslog_name`); later ones count as `other`. Anyone who
 /// can call logger(1) can write a line under any name.
 pub const MAX_INSTANCES: usize = 32;
 pub const OTHER_INSTANCE: &str = "other";
 /// The group that may read /var/log/mail.log on Debian and Ubuntu.
 pub const LOG_GROUP: &str = "adm";
+/// Where syslog puts mail on Debian and Ubuntu.
+pub const MAIL_LOG: &str = "/var/log/mail.log";
+/// How long `source: auto` waits for journalctl and postconf when it chooses.
+const CHOOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many of the newest mail entries `source: auto` looks at for Postfix's.
+const PROBE_ENTRIES: &str = "100";
+
+/// Where the log is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chosen {
+    File(PathBuf),
+    Journal,
+}
+
+impl std::fmt::Display for Chosen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Chosen::File(path) => write!(f, "{}", path.display()),
+            Chosen::Journal => write!(f, "the journal"),
+        }
+    }
+}
+
+/// The source `config` names, or for `auto` (and `file` without `path`) the one this host
+/// has, with why. `auto`: the journal when Postfix's entries are in it; else the first
+/// readable file of the Datadog `logs:` file, `path`, /var/log/mail.log and Postfix's
+/// `maillog_file`; else the journal when journalctl works (Postfix has not logged yet); else
+/// /var/log/mail.log, waited for.
+pub async fn choose(config: &LogConfig, cancel: &exec::Cancel) -> (Chosen, String) {
+    let limits = || Limits {
+        deadline: Instant::now() + CHOOSE_TIMEOUT,
+        cancel: cancel.clone(),
+        live: Live::default(),
+    };
+    let journal_state = match config.source {
+        LogSource::Journal => return (Chosen::Journal, "log.source is journal".to_owned()),
+        LogSource::File => {
+            if let Some(path) = &config.path {
+                return (Chosen::File(path.clone()), "log.path".to_owned());
+            }
+            None
+        }
+        LogSource::Auto => Some(journal_has_postfix(config, &limits()).await),
+    };
+    if let Some(Ok(true)) = journal_state {
+        return (
+            Chosen::Journal,
+            "Postfix's entries are in the journal".to_owned(),
+        );
+    }
+    let mut files: Vec<PathBuf> = Vec::new();
+    if config.source == LogSource::Auto {
+        files.extend(config.datadog_path.iter().cloned());
+        files.extend(config.path.iter().cloned());
+    }
+    files.push(PathBuf::from(MAIL_LOG));
+    let postconf = Command::new(&config.postconf, ["-h", "maillog_file"]);
+    let mut maillog = Vec::new();
+    if let Ok(done) = exec::run(&postconf, &limits(), |chunk| {
+        maillog.extend_from_slice(&chunk[..chunk.len().min(4096 - maillog.len().min(4096))]);
+        Ok::<(), ()>(())
+    })
+    .await
+    {
+        let value = String::from_utf8_lossy(&maillog).trim().to_owned();
+        if done.status.success() && value.starts_with('/') && !value.starts_with("/dev/") {
+            files.push(PathBuf::from(value));
+        }
+    }
+    let names = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(f) = files.iter().find(|f| std::fs::File::open(f).is_ok()) {
+        return (
+            Chosen::File(f.clone()),
+            format!("the first readable of {names}"),
+        );
+    }
+    if let Some(Ok(false)) = journal_state {
+        return (
+            Chosen::Journal,
+            format!("no file of {names} can be read, and journalctl works: Postfix will log there"),
+        );
+    }
+    let why = match journal_state {
+        Some(Err(e)) => format!("no file of {names} can be read, and {e}"),
+        _ => format!("no file of {names} can be read yet"),
+    };
+    let first = files
+        .iter()
+        .find(|f| f.exists())
+        .unwrap_or(&files[0])
+        .clone();
+    (Chosen::File(first), why)
+}
+
+/// Whether the newest mail entries of the journal include Postfix's; an error says why the
+/// journal could not be asked.
+async fn journal_has_postfix(config: &LogConfig, limits: &Limits) -> Result<bool, String> {
+    let mut args = vec![
+        "--output=json".to_owned(),
+        "--output-fields=SYSLOG_IDENTIFIER".to_owned(),
+        format!("--lines={PROBE_ENTRIES}"),
+        "--no-pager".to_owned(),
+    ];
+    if let Some(dir) = &config.journal.directory {
+        args.push(format!("--directory={}", dir.display()));
+    }
+    args.push("SYSLOG_FACILITY=2".to_owned());
+    let cmd = Command::new(&config.journal.journalctl, args);
+    let mut lines = crate::lines::LineSplitter::new(journal::MAX_ENTRY);
+    let mut found = false;
+    let done = exec::run(&cmd, limits, |chunk| {
+        lines.pieces(chunk, |_, piece| {
+            if let crate::lines::Piece::Line(l) = piece {
+                let ident = journal::entry(l).ok().and_then(|e| e.identifier);
+                found |= ident.is_some_and(|i| line::from_parts(&i, "").is_ok());
+            }
+            Ok::<(), ()>(())
+        })
+    })
+    .await
+    .map_err(|e| match e {
+        exec::Failure::Exec(e) => crate::error_chain(&e),
+        exec::Failure::Output(()) => format!("`{cmd}` printed what is not understood"),
+    })?;
+    if done.status.success() {
+        Ok(found)
+    } else {
+        Err(format!(
+            "`{cmd}` failed ({}): {}",
+            done.describe_status(),
+            done.stderr
+        ))
+    }
+}
 
 /// The running log task.
 #[derive(Debug)]
@@ -38,33 +181,36 @@ pub struct LogTask {
 }
 
 impl LogTask {
-    /// Starts following `config.path`, resuming from the position saved in its state
+    /// Chooses the source and follows it, resuming from the position saved in its state
     /// directory.
     pub fn start(config: &LogConfig, global_tags: &[String], sink: &Sink) -> LogTask {
         let (retire, mut retired) = watch::channel(false);
         let config = config.clone();
         let global = global_tags.to_vec();
         let sink = sink.clone();
-        tracing::info!(
-            path = %config.path.display(),
-            position = %config.position_file().display(),
-            flush_interval = config.flush_interval.as_secs(),
-            "following the mail log"
-        );
         let handle = tokio::spawn(async move {
+            let (chosen, why) = choose(&config, &retired).await;
+            tracing::info!(
+                source = %chosen,
+                why,
+                state_directory = %config.state_directory.display(),
+                flush_interval = config.flush_interval.as_secs(),
+                "following the mail log"
+            );
             let setup = config.clone();
             let Ok(mut follower) =
-                tokio::task::spawn_blocking(move || Follower::open(&setup)).await
+                tokio::task::spawn_blocking(move || Follower::open(&setup, chosen)).await
             else {
                 return;
             };
             let mut tick = tokio::time::interval(config.flush_interval);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
-                let last = tokio::select! {
-                    _ = tick.tick() => false,
-                    _ = retired.changed() => true,
-                };
+                let last = *retired.borrow()
+                    || tokio::select! {
+                        _ = tick.tick() => false,
+                        _ = retired.changed() => true,
+                    };
                 let (tags, global, sink) = (config.tags.clone(), global.clone(), sink.clone());
                 let done = tokio::task::spawn_blocking(move || {
                     follower.flush(&tags, &global, &sink);
@@ -93,23 +239,36 @@ impl LogTask {
     }
 }
 
+/// A source and the place in it that a restart resumes from.
+#[derive(Debug)]
+enum Source {
+    File {
+        path: PathBuf,
+        source: FileSource,
+        saved: Option<Position>,
+        /// Whether the file was missing at the last read.
+        missing: bool,
+    },
+    Journal {
+        source: JournalSource,
+        saved: Option<String>,
+    },
+}
+
 /// The blocking half: the source, the counters and what went wrong.
 struct Follower {
-    path: PathBuf,
+    source: Source,
+    /// Where the position (or cursor) is saved.
     position_file: PathBuf,
-    source: FileSource,
     counters: Counters,
     /// `syslog_name` up to its first `/`, and its `instance:` value.
     instances: Vec<(String, String)>,
-    saved: Option<Position>,
-    missing: bool,
     read_problem: Option<String>,
     position_problem: Option<String>,
 }
 
 impl Follower {
-    fn open(config: &LogConfig) -> Follower {
-        let position_file = config.position_file();
+    fn open(config: &LogConfig, chosen: Chosen) -> Follower {
         let mut position_problem = None;
         if let Err(e) = std::fs::create_dir_all(&config.state_directory) {
             tracing::warn!(
@@ -117,23 +276,43 @@ impl Follower {
                 config.state_directory.display()
             );
         }
-        let saved = match Position::load(&position_file) {
-            Ok(saved) => saved,
-            Err(e) => {
-                let text = format!("{}; started as if there were none", crate::error_chain(&e));
-                tracing::warn!("{text}");
-                position_problem = Some(text);
-                None
+        let mut problem = |text: String| {
+            let text = format!("{text}; started as if there were none");
+            tracing::warn!("{text}");
+            position_problem = Some(text);
+        };
+        let (source, position_file) = match chosen {
+            Chosen::File(path) => {
+                let position_file = config.position_file();
+                let saved = Position::load(&position_file).unwrap_or_else(|e| {
+                    problem(crate::error_chain(&e));
+                    None
+                });
+                let source = FileSource::open(path.clone(), saved, config.start_at);
+                let source = Source::File {
+                    path,
+                    source,
+                    saved,
+                    missing: false,
+                };
+                (source, position_file)
+            }
+            Chosen::Journal => {
+                let position_file = config.cursor_file();
+                let saved = journal::load_cursor(&position_file).unwrap_or_else(|e| {
+                    problem(e.to_string());
+                    None
+                });
+                let source =
+                    JournalSource::open(config.journal.clone(), saved.clone(), config.start_at);
+                (Source::Journal { source, saved }, position_file)
             }
         };
         Follower {
-            path: config.path.clone(),
+            source,
             position_file,
-            source: FileSource::open(config.path.clone(), saved, config.start_at),
             counters: Counters::new(),
             instances: Vec::new(),
-            saved,
-            missing: false,
             read_problem: None,
             position_problem,
         }
@@ -141,19 +320,34 @@ impl Follower {
 
     /// Reads, counts, sends, and then saves the position.
     fn flush(&mut self, log_tags: &[String], global: &[String], sink: &Sink) {
-        let at_end = self.read();
-        let lag = if at_end && self.read_problem.is_none() && !self.missing {
-            self.lag()
-        } else {
-            0.0
+        let at_end = match &self.source {
+            Source::File { .. } => self.read_file(),
+            Source::Journal { .. } => self.read_journal(),
+        };
+        let lag = match (&self.source, at_end && self.read_problem.is_none()) {
+            (
+                Source::File {
+                    missing: false,
+                    path,
+                    ..
+                },
+                true,
+            ) => age(std::fs::metadata(path).and_then(|m| m.modified()).ok()),
+            (Source::Journal { source, .. }, true) => age(source.newest()),
+            _ => 0.0,
         };
         let counts = self.counters.flush();
-        let missing = self.missing.then(|| {
-            format!(
+        let missing = match &self.source {
+            Source::File {
+                missing: true,
+                path,
+                ..
+            } => Some(format!(
                 "{} does not exist; it is read from its start once it appears",
-                self.path.display()
-            )
-        });
+                path.display()
+            )),
+            _ => None,
+        };
         let problems: Vec<&str> = [&missing, &self.read_problem, &self.position_problem]
             .into_iter()
             .flatten()
@@ -169,12 +363,21 @@ impl Follower {
         self.save();
     }
 
-    /// Reads up to `FLUSH_BYTES`, counting each line; whether it reached the end.
-    fn read(&mut self) -> bool {
+    /// Reads up to `FLUSH_BYTES` of the file, counting each line; whether it reached the end.
+    fn read_file(&mut self) -> bool {
+        let Source::File {
+            path,
+            source,
+            missing,
+            ..
+        } = &mut self.source
+        else {
+            return false;
+        };
         let mut budget = FLUSH_BYTES;
         loop {
             let (counters, instances) = (&mut self.counters, &mut self.instances);
-            let result = self.source.read(READ_BYTES, |bytes| {
+            let result = source.read(READ_BYTES, |bytes| {
                 let text = String::from_utf8_lossy(bytes);
                 if let Ok(l) = line::parse(&text) {
                     let instance = instance_of(instances, l.syslog_name);
@@ -191,18 +394,15 @@ impl Follower {
                         ),
                         other => crate::error_chain(other),
                     };
-                    if self.read_problem.as_ref() != Some(&text) {
-                        tracing::error!("{text}");
-                    }
-                    self.read_problem = Some(text);
+                    report(&mut self.read_problem, text);
                     return false;
                 }
             };
             if self.read_problem.take().is_some() {
-                tracing::info!(path = %self.path.display(), "the mail log can be read again");
+                tracing::info!(path = %path.display(), "the mail log can be read again");
             }
             for event in &progress.events {
-                self.say(*event);
+                say_file(path, missing, *event);
             }
             self.counters.too_long(progress.too_long);
             budget = budget.saturating_sub(progress.bytes.max(1));
@@ -215,56 +415,77 @@ impl Follower {
         }
     }
 
-    fn say(&mut self, event: Event) {
-        let path = self.path.display();
-        match event {
-            Event::Resumed => tracing::info!(%path, "resumed from the saved log position"),
-            Event::ResumedRotated => tracing::info!(
-                %path,
-                "the saved log position is in the rotated file: its rest first, then the new one"
-            ),
-            Event::SavedGone => tracing::warn!(
-                %path,
-                "the saved log position is in no file any more: reading from the start of the file; what the old file held past it is not counted"
-            ),
-            Event::Missing => {
-                self.missing = true;
-                tracing::warn!(%path, "the mail log does not exist; waiting for it");
+    /// Reads what journalctl wrote so far (up to `JOURNAL_FLUSH_BYTES`), counting each entry;
+    /// whether it reached the end.
+    fn read_journal(&mut self) -> bool {
+        let Source::Journal { source, .. } = &mut self.source else {
+            return false;
+        };
+        let (counters, instances) = (&mut self.counters, &mut self.instances);
+        let result = source.read(JOURNAL_FLUSH_BYTES, |ident, text| {
+            if let Ok(l) = line::from_parts(ident, text) {
+                let instance = instance_of(instances, l.syslog_name);
+                counters.count(&l, &instance);
             }
-            Event::Appeared => {
-                self.missing = false;
-                tracing::info!(%path, "the mail log appeared");
+        });
+        match result {
+            Ok(progress) => {
+                if self.read_problem.take().is_some() {
+                    tracing::info!("the journal can be read again");
+                }
+                for event in progress.events {
+                    match event {
+                        journal::Event::Started(command) => {
+                            tracing::info!(command, "reading the journal")
+                        }
+                        journal::Event::Silent => tracing::warn!(
+                            "journalctl wrote nothing for {} s: started again from the cursor",
+                            journal::SILENT_RESTART.as_secs()
+                        ),
+                    }
+                }
+                self.counters.too_long(progress.too_long);
+                !progress.more
             }
-            Event::Rotated => {
-                tracing::info!(%path, "the mail log was rotated: now reading the new file")
+            Err(e) => {
+                if let JournalError::CursorRefused { .. } = e {
+                    // Said once: the next child starts at the cursor's time.
+                    tracing::error!("{e}");
+                }
+                report(&mut self.read_problem, e.to_string());
+                false
             }
-            Event::Truncated => tracing::warn!(
-                %path,
-                "the mail log was truncated or rewritten (copytruncate): reading it from its start"
-            ),
         }
-    }
-
-    /// At the end of the file, how long ago it was last written: the age of the newest line
-    /// read (line timestamps are not trusted).
-    fn lag(&self) -> f64 {
-        std::fs::metadata(&self.path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .map_or(0.0, |d| d.as_secs_f64())
     }
 
     fn save(&mut self) {
-        let Some(position) = self.source.position() else {
-            return;
+        let saved = match &mut self.source {
+            Source::File { source, saved, .. } => {
+                let Some(position) = source.position() else {
+                    return;
+                };
+                if *saved == Some(position) && self.position_problem.is_none() {
+                    return;
+                }
+                position
+                    .save(&self.position_file)
+                    .map(|()| *saved = Some(position))
+                    .map_err(|e| crate::error_chain(&e))
+            }
+            Source::Journal { source, saved } => {
+                let Some(cursor) = source.cursor() else {
+                    return;
+                };
+                if saved.as_deref() == Some(cursor) && self.position_problem.is_none() {
+                    return;
+                }
+                journal::save_cursor(cursor, &self.position_file)
+                    .map(|()| *saved = Some(cursor.to_owned()))
+                    .map_err(|e| e.to_string())
+            }
         };
-        if self.saved == Some(position) && self.position_problem.is_none() {
-            return;
-        }
-        match position.save(&self.position_file) {
+        match saved {
             Ok(()) => {
-                self.saved = Some(position);
                 if self.position_problem.take().is_some() {
                     tracing::info!(
                         position = %self.position_file.display(),
@@ -272,14 +493,53 @@ impl Follower {
                     );
                 }
             }
-            Err(e) => {
-                let text = crate::error_chain(&e);
-                if self.position_problem.as_ref() != Some(&text) {
-                    tracing::error!("{text}");
-                }
-                self.position_problem = Some(text);
-            }
+            Err(text) => report(&mut self.position_problem, text),
         }
+    }
+}
+
+/// Keeps `text` as the current problem, logging it when it is new.
+fn report(problem: &mut Option<String>, text: String) {
+    if problem.as_ref() != Some(&text) {
+        tracing::error!("{text}");
+    }
+    *problem = Some(text);
+}
+
+/// Seconds since `t`, 0 when unknown or in the future.
+fn age(t: Option<SystemTime>) -> f64 {
+    t.and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn say_file(path: &Path, missing: &mut bool, event: file::Event) {
+    use file::Event;
+    let path = path.display();
+    match event {
+        Event::Resumed => tracing::info!(%path, "resumed from the saved log position"),
+        Event::ResumedRotated => tracing::info!(
+            %path,
+            "the saved log position is in the rotated file: its rest first, then the new one"
+        ),
+        Event::SavedGone => tracing::warn!(
+            %path,
+            "the saved log position is in no file any more: reading from the start of the file; what the old file held past it is not counted"
+        ),
+        Event::Missing => {
+            *missing = true;
+            tracing::warn!(%path, "the mail log does not exist; waiting for it");
+        }
+        Event::Appeared => {
+            *missing = false;
+            tracing::info!(%path, "the mail log appeared");
+        }
+        Event::Rotated => {
+            tracing::info!(%path, "the mail log was rotated: now reading the new file")
+        }
+        Event::Truncated => tracing::warn!(
+            %path,
+            "the mail log was truncated or rewritten (copytruncate): reading it from its start"
+        ),
     }
 }
 
@@ -322,7 +582,14 @@ mod tests {
         let status = "Dec 01 10:00:00 h postfix-out/smtp[1]: ABCDEF1234: to=<a@b>, relay=mx[192.0.2.1]:25, delay=1.5, delays=0/0/0.5/1, dsn=2.0.0, status=sent (250 ok)\n";
         std::fs::write(&log, status.repeat(3)).unwrap();
         let config = LogConfig {
-            path: log.clone(),
+            source: LogSource::File,
+            path: Some(log.clone()),
+            datadog_path: None,
+            journal: journal::JournalOptions {
+                journalctl: "/nonexistent".into(),
+                directory: None,
+            },
+            postconf: "/nonexistent".into(),
             state_directory: dir.path().join("state"),
             start_at: StartAt::Beginning,
             flush_interval: Duration::from_secs(1),
@@ -335,7 +602,7 @@ mod tests {
             .unwrap();
         let sink = Sink::new(&Target::Udp(rx.local_addr().unwrap().to_string())).unwrap();
 
-        let mut f = Follower::open(&config);
+        let mut f = Follower::open(&config, Chosen::File(log.clone()));
         f.flush(&config.tags, &["dc:x".into()], &sink);
         let lines = received(&rx);
         assert!(lines.contains(&"postfix.delivery.recipients:3|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out,dc:x".to_owned()), "{lines:#?}");
@@ -361,7 +628,7 @@ mod tests {
         );
         assert!(lines.contains(&"postfix.delivery.recipients:0|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out".to_owned()), "{lines:#?}");
         // A restart resumes after the three lines.
-        let mut again = Follower::open(&config);
+        let mut again = Follower::open(&config, Chosen::File(log.clone()));
         again.flush(&config.tags, &[], &sink);
         let lines = received(&rx);
         assert!(

@@ -38,6 +38,7 @@ keys! {
         Sudo = "sudo",
         Find = "find",
         Postmulti = "postmulti",
+        Journalctl = "journalctl",
     }
 }
 
@@ -111,6 +112,7 @@ impl Walker {
             (CommandKey::Sudo, &mut out.sudo),
             (CommandKey::Find, &mut out.find),
             (CommandKey::Postmulti, &mut out.postmulti),
+            (CommandKey::Journalctl, &mut out.journalctl),
         ] {
             if let Some(abs) = self.abs_path_at(&n, key) {
                 *slot = abs;

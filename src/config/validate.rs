@@ -99,7 +99,7 @@ pub fn validate(tree: &Value, env: &DatadogEnv) -> Result<Config, Vec<ConfigErro
     });
     let mut global_tags = w.tags(&dsd, DogstatsdKey::Tags);
 
-    let log = super::log::from_yaml(&mut w, &top, TopKey::Log);
+    let log = super::log::from_yaml(&mut w, &top, TopKey::Log, top.get(TopKey::Logs), &commands);
     let instances = instances(&mut w, &top, &defaults, &mut notes);
     let sudoes = instances.iter().any(|i| {
         matches!(

@@ -27,7 +27,7 @@
 //!   [`Event::SavedGone`].
 
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -528,28 +528,11 @@ impl Position {
             path: path.to_owned(),
             source,
         };
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
-        let mut name = std::ffi::OsString::from(".");
-        name.push(path.file_name().unwrap_or_default());
-        name.push(".tmp");
-        let tmp = dir.join(name);
         let mut text = serde_json::to_vec(self)
             .map_err(io::Error::other)
             .map_err(error)?;
         text.push(b'\n');
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(&text).and_then(|()| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, path));
-        if let Err(e) = written {
-            // A temporary file left behind would only be overwritten next time; still, tidy.
-            let _ = fs::remove_file(&tmp);
-            return Err(error(e));
-        }
-        // The rename is durable only once the directory is.
-        File::open(dir).and_then(|d| d.sync_all()).map_err(error)
+        super::save_atomically(path, &text).map_err(error)
     }
 
     /// Reads a position [`Position::save`] wrote. A missing file is `Ok(None)` (the first
@@ -636,6 +619,7 @@ fn read_error(path: &Path, source: io::Error) -> SourceError {
 mod tests {
     use super::*;
     use std::fs::OpenOptions;
+    use std::io::Write;
     use std::time::Instant;
 
     /// Everything one or more reads handed out.
