@@ -18,7 +18,7 @@ use crate::live::Live;
 use crate::log::counters::Counters;
 use crate::log::line;
 use crate::log::source::file::{self, FileSource, Position, SourceError};
-use crate::log::source::journal::{self, JournalError, JournalSource};
+use crate::log::source::journal::{self, JournalSource};
 use crate::metrics::{self, LogState};
 
 /// Bytes one `read` call of the file source asks for.
@@ -422,38 +422,32 @@ impl Follower {
             return false;
         };
         let (counters, instances) = (&mut self.counters, &mut self.instances);
-        let result = source.read(JOURNAL_FLUSH_BYTES, |ident, text| {
+        let progress = source.read(JOURNAL_FLUSH_BYTES, |ident, text| {
             if let Ok(l) = line::from_parts(ident, text) {
                 let instance = instance_of(instances, l.syslog_name);
                 counters.count(&l, &instance);
             }
         });
-        match result {
-            Ok(progress) => {
+        for event in progress.events {
+            match event {
+                journal::Event::Started(command) => tracing::info!(command, "reading the journal"),
+                journal::Event::Silent => tracing::warn!(
+                    "journalctl wrote nothing for {} s: started again from the cursor",
+                    journal::SILENT_RESTART.as_secs()
+                ),
+            }
+        }
+        self.counters.too_long(progress.too_long);
+        match progress.problem {
+            Some(e) => {
+                report(&mut self.read_problem, e.to_string());
+                false
+            }
+            None => {
                 if self.read_problem.take().is_some() {
                     tracing::info!("the journal can be read again");
                 }
-                for event in progress.events {
-                    match event {
-                        journal::Event::Started(command) => {
-                            tracing::info!(command, "reading the journal")
-                        }
-                        journal::Event::Silent => tracing::warn!(
-                            "journalctl wrote nothing for {} s: started again from the cursor",
-                            journal::SILENT_RESTART.as_secs()
-                        ),
-                    }
-                }
-                self.counters.too_long(progress.too_long);
                 !progress.more
-            }
-            Err(e) => {
-                if let JournalError::CursorRefused { .. } = e {
-                    // Said once: the next child starts at the cursor's time.
-                    tracing::error!("{e}");
-                }
-                report(&mut self.read_problem, e.to_string());
-                false
             }
         }
     }

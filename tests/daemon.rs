@@ -977,6 +977,201 @@ fn log_file_counts_every_recipient_once_across_rotation_and_restart() {
     assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
 }
 
+/// systemd-journal-remote writes real journal files from journald's export format, so the
+/// journal source is tested on what journalctl really reads, without a running journald.
+/// .ci/run installs it (Debian's systemd-journal-remote).
+fn journal_remote() -> Option<&'static str> {
+    let path = "/lib/systemd/systemd-journal-remote";
+    if std::path::Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none() && std::env::var_os("POSTFIX_E2E").is_none(),
+        "{path} is missing: apt-get install systemd-journal-remote"
+    );
+    eprintln!("skipped: {path} is missing (apt-get install systemd-journal-remote)");
+    None
+}
+
+/// Appends syslog `lines` (`Mmm dd hh:mm:ss host ident[pid]: text`) to the journal file
+/// `file` as journald keeps them: identifier and message apart, facility `facility`. A line
+/// holding `\u{fffd}` gets a 0xff byte there instead, which journalctl shows as an array of
+/// byte numbers.
+fn journal_append(remote: &str, file: &std::path::Path, lines: &str, facility: u8) {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let mut export = Vec::new();
+    for (i, line) in lines.lines().enumerate() {
+        let rest = line.splitn(5, ' ').nth(4).unwrap();
+        let (head, text) = rest.split_once(": ").unwrap();
+        let (ident, pid) = head.trim_end_matches(']').split_once('[').unwrap();
+        let at = now + i as u64;
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={at}\n__MONOTONIC_TIMESTAMP={at}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_TRANSPORT=syslog\nSYSLOG_FACILITY={facility}\nSYSLOG_IDENTIFIER={ident}\nSYSLOG_PID={pid}\n"
+        )
+        .unwrap();
+        let message = text.replace('\u{fffd}', "\u{0}").into_bytes();
+        let message: Vec<u8> = message
+            .into_iter()
+            .map(|b| if b == 0 { 0xff } else { b })
+            .collect();
+        export.extend_from_slice(b"MESSAGE\n");
+        export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+        export.extend_from_slice(&message);
+        export.extend_from_slice(b"\n\n");
+    }
+    let mut child = std::process::Command::new(remote)
+        .arg(format!("--output={}", file.display()))
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&export).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn journal_counts_every_recipient_once_across_restarts_of_the_daemon_and_of_journalctl() {
+    let Some(remote) = journal_remote() else {
+        return;
+    };
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("good", "ok", None, None);
+    let journal = s.path("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let file = journal.join("remote.journal");
+    let state = s.path("state");
+    // Batch 1: the captured log (18 deferrals), two sent, one sent whose message is not UTF-8,
+    // and a sent line from another facility, which is not the mail log.
+    let mut first = captured_log();
+    first.push_str(&status_lines("postfix", "sent", 2));
+    journal_append(remote, &file, &first, 2);
+    let odd = status_lines("postfix", "sent", 1).replace("u0@", "u\u{fffd}@");
+    journal_append(remote, &file, &odd, 2);
+    journal_append(remote, &file, &status_lines("postfix", "sent", 1), 3);
+    let config = s.config(&format!(
+        "dogstatsd:\n  url: {}\ninit_config:\n  postqueue: true\ninstances:\n  - config_directory: {}\n    min_collection_interval: 3600\nlog:\n  source: journal\n  journal_directory: {}\n  state_directory: {}\n  start_at: beginning\n  flush_interval: 1\n  tags: [wing:journal]\n",
+        udp.url(),
+        s.path("good").display(),
+        journal.display(),
+        state.display(),
+    ));
+    let mut d = Daemon::start(&config);
+    let want = totals(&[("deferred", 18), ("sent", 3)]);
+    let mut lines = udp.lines_until(WAIT, |l| recipients_by_status(l) == want);
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    lines.extend(udp.lines_until(WAIT, |l| {
+        l.iter()
+            .any(|l| l.starts_with("_sc|postfix.log.can_read|0|#wing:journal"))
+    }));
+    assert!(
+        lines.iter().any(|l| l
+            == "postfix.delivery.recipients:2|c|#wing:journal,status:sent,service:local,dsn_class:2,relay:local,instance:/etc/postfix")
+            || lines.iter().any(|l| l
+                == "postfix.delivery.recipients:3|c|#wing:journal,status:sent,service:local,dsn_class:2,relay:local,instance:/etc/postfix"),
+        "{lines:#?}"
+    );
+    assert!(d.wait_log("reading the journal", WAIT), "{}", d.logs());
+
+    // Batch 2, written while the daemon is down: counted once after the restart.
+    d.signal("TERM");
+    assert_eq!(d.wait_exit(WAIT).and_then(|st| st.code()), Some(0));
+    let cursor = std::fs::read_to_string(state.join("journal-cursor")).unwrap();
+    assert!(cursor.starts_with("s="), "{cursor}");
+    journal_append(remote, &file, &status_lines("postfix", "bounced", 2), 2);
+    let d = Daemon::start(&config);
+    let want = totals(&[("bounced", 2), ("deferred", 18), ("sent", 3)]);
+    lines.extend(udp.lines_until(WAIT, |l| {
+        let mut all = lines.clone();
+        all.extend_from_slice(l);
+        recipients_by_status(&all) == want
+    }));
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    assert!(d.wait_log("--after-cursor=s=", WAIT), "{}", d.logs());
+
+    // journalctl killed under us: started again from the cursor; batch 3 is counted once.
+    let killed = std::process::Command::new("pkill")
+        .args([
+            "-f",
+            &format!("journalctl .*--directory={}", journal.display()),
+        ])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    journal_append(remote, &file, &status_lines("postfix-out", "sent", 4), 2);
+    let want = totals(&[("bounced", 2), ("deferred", 18), ("sent", 7)]);
+    lines.extend(udp.lines_until(WAIT, |l| {
+        let mut all = lines.clone();
+        all.extend_from_slice(l);
+        recipients_by_status(&all) == want
+    }));
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    assert!(d.wait_log("exited", WAIT), "{}", d.logs());
+    // A few more flushes: nothing is counted twice, and the service check is OK again.
+    let after = udp.lines_until(Duration::from_millis(3000), |_| false);
+    lines.extend(after.iter().cloned());
+    assert_eq!(recipients_by_status(&lines), want, "{}", d.logs());
+    assert!(
+        after
+            .iter()
+            .any(|l| l.starts_with("_sc|postfix.log.can_read|0|#wing:journal")),
+        "{after:#?}\n{}",
+        d.logs()
+    );
+}
+
+#[test]
+fn a_refused_journal_cursor_is_critical_and_reading_goes_on() {
+    let Some(remote) = journal_remote() else {
+        return;
+    };
+    let s = Scratch::new();
+    let udp = Udp::new();
+    s.postfix("good", "ok", None, None);
+    let journal = s.path("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let file = journal.join("remote.journal");
+    journal_append(remote, &file, &status_lines("postfix", "sent", 1), 2);
+    let state = s.path("state");
+    std::fs::create_dir_all(&state).unwrap();
+    // A cursor of the right shape that journalctl cannot seek to.
+    std::fs::write(state.join("journal-cursor"), "s=nothing;i=zz\n").unwrap();
+    let config = s.config(&format!(
+        "dogstatsd:\n  url: {}\ninit_config:\n  postqueue: true\ninstances:\n  - config_directory: {}\n    min_collection_interval: 3600\nlog:\n  source: journal\n  journal_directory: {}\n  state_directory: {}\n  flush_interval: 1\n",
+        udp.url(),
+        s.path("good").display(),
+        journal.display(),
+        state.display(),
+    ));
+    let d = Daemon::start(&config);
+    let lines = udp.lines_until(WAIT, |l| {
+        l.iter()
+            .any(|l| l.starts_with("_sc|postfix.log.can_read|2|"))
+    });
+    let check = lines
+        .iter()
+        .find(|l| l.starts_with("_sc|postfix.log.can_read|2|"))
+        .unwrap_or_else(|| panic!("{lines:#?}\n{}", d.logs()));
+    assert!(check.contains("refused the saved cursor"), "{check}");
+    // Started again without it; what is logged from then on is counted.
+    assert!(d.wait_log("--lines=0", WAIT), "{}", d.logs());
+    std::thread::sleep(Duration::from_millis(1500));
+    journal_append(remote, &file, &status_lines("postfix", "bounced", 3), 2);
+    let lines = udp.lines_until(WAIT, |l| recipients_by_status(l).get("bounced") == Some(&3));
+    assert_eq!(
+        recipients_by_status(&lines).get("bounced"),
+        Some(&3),
+        "{}",
+        d.logs()
+    );
+}
+
 #[test]
 fn log_file_missing_is_critical_with_its_reason() {
     let s = Scratch::new();

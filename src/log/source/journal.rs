@@ -45,6 +45,10 @@ pub const SILENT_RESTART: Duration = Duration::from_secs(300);
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A child that runs this long without exiting has got past its start (options, cursor,
+/// journal files): an earlier child's failure is over.
+const SETTLED: Duration = Duration::from_secs(5);
+
 /// A saved cursor file larger than this is not ours.
 const MAX_CURSOR_FILE: u64 = 4096;
 
@@ -138,6 +142,9 @@ pub struct Progress {
     pub more: bool,
     /// What happened, each said once, for the caller to log.
     pub events: Vec<Event>,
+    /// Why no child runs, or why the one that runs sees nothing: said on each read until a
+    /// child has settled (delivered, or run for [`SETTLED`]).
+    pub problem: Option<JournalError>,
 }
 
 /// Something the caller should say in its log.
@@ -213,6 +220,7 @@ pub struct JournalSource {
 struct Running {
     stream: Stream,
     splitter: LineSplitter,
+    started: Instant,
     last_output: Instant,
     delivered: bool,
 }
@@ -288,14 +296,8 @@ impl JournalSource {
 
     /// Reads what the child wrote so far, at most `max_bytes`, calling `each(identifier,
     /// message)` for every complete entry that has both, in journal order. Starts the child
-    /// first when none runs and its back-off is over. An error says why no child runs (or
-    /// why the one that runs sees nothing); it comes back on each call until a child
-    /// delivers, after the entries this call handed out.
-    pub fn read(
-        &mut self,
-        max_bytes: usize,
-        mut each: impl FnMut(&str, &str),
-    ) -> Result<Progress, JournalError> {
+    /// first when none runs and its back-off is over.
+    pub fn read(&mut self, max_bytes: usize, mut each: impl FnMut(&str, &str)) -> Progress {
         let mut progress = Progress::default();
         let now = Instant::now();
         let silent = |c: &Running| now.duration_since(c.last_output) >= SILENT_RESTART;
@@ -303,11 +305,9 @@ impl JournalSource {
             progress.events.push(Event::Silent);
             self.child = None;
         }
-        if self.child.is_none() {
-            if now < self.next_start {
-                return self.failure.clone().map_or(Ok(progress), Err);
-            }
-            self.start(&mut progress)?;
+        if self.child.is_none() && (now < self.next_start || !self.start(&mut progress)) {
+            progress.problem = self.failure.clone();
+            return progress;
         }
         if self.buf.is_empty() {
             self.buf = vec![0; READ_CHUNK];
@@ -363,7 +363,11 @@ impl JournalSource {
                 }
             }
         };
-        if self.child.as_ref().is_some_and(|c| c.delivered) {
+        if self
+            .child
+            .as_ref()
+            .is_some_and(|c| c.delivered || c.started.elapsed() >= SETTLED)
+        {
             self.refused = None;
             self.backoff = FIRST_BACKOFF;
             self.failure = None;
@@ -380,10 +384,12 @@ impl JournalSource {
                 });
             }
         }
-        self.failure.clone().map_or(Ok(progress), Err)
+        progress.problem = self.failure.clone();
+        progress
     }
 
-    fn start(&mut self, progress: &mut Progress) -> Result<(), JournalError> {
+    /// Starts a child; whether one runs.
+    fn start(&mut self, progress: &mut Progress) -> bool {
         let cmd = self.command();
         match Stream::start(&cmd) {
             Ok(stream) => {
@@ -394,10 +400,11 @@ impl JournalSource {
                 self.child = Some(Running {
                     stream,
                     splitter: LineSplitter::new(MAX_ENTRY),
+                    started: Instant::now(),
                     last_output: Instant::now(),
                     delivered: false,
                 });
-                Ok(())
+                true
             }
             Err(e) => {
                 let error = match e {
@@ -409,8 +416,8 @@ impl JournalSource {
                         why: crate::error_chain(&other),
                     },
                 };
-                self.failed(error.clone());
-                Err(error)
+                self.failed(error);
+                false
             }
         }
     }
