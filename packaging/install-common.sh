@@ -23,13 +23,16 @@ pfdd_join_postdrop() {
     fi
 }
 
-# adm: what reads /var/log/mail.log on Debian and Ubuntu, for the `log:` section. Not named in
-# the unit's SupplementaryGroups=, because systemd refuses to start a unit whose group does not
-# exist, and a host without `adm` would lose the queue metrics too. First install only.
-pfdd_join_adm() {
-    if getent group adm >/dev/null; then
-        usermod --append --groups adm "$pfdd_user"
-    fi
+# adm (reads /var/log/mail.log on Debian and Ubuntu) and systemd-journal (reads the system
+# journal): what the `log:` section needs, whichever source it follows. Not named in the unit's
+# SupplementaryGroups=, because systemd refuses to start a unit whose group does not exist, and a
+# host without one would lose the queue metrics too. First install only.
+pfdd_join_log_groups() {
+    for group in adm systemd-journal; do
+        if getent group "$group" >/dev/null; then
+            usermod --append --groups "$group" "$pfdd_user"
+        fi
+    done
 }
 
 pfdd_config_permissions() {

@@ -59,10 +59,13 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         );
         lines.extend(dogstatsd::report_lines(&report));
     }
-    let mut text = format!(
-        "config: {}\ntarget: {}\n\n{table}\n",
-        config.source, config.target
-    );
+    let mut text = format!("config: {}\ntarget: {}\n", config.source, config.target);
+    if let Some(log) = &config.log {
+        // What `run` would follow; its counts come from `run`, which keeps a position.
+        let (chosen, why) = crate::follow::choose(log, &cancel).await;
+        let _ = writeln!(text, "mail log: {chosen} ({why})");
+    }
+    let _ = write!(text, "\n{table}\n");
     write_series(&mut text, config, &lines);
     match &sink {
         Some(sink) => match sink.send(&lines) {

@@ -21,7 +21,8 @@ pub use crate::collect::{Commands, MethodConfig};
 /// Where the packaged config lives.
 pub const DEFAULT_PATH: &str = "/etc/postfix-dogstatsd/config.yaml";
 /// What runs when there is no config at the default path: the postqueue method on the default
-/// Postfix instance, which works for any user Postfix lets read the queue.
+/// Postfix instance, which works for any user Postfix lets read the queue, and the mail log
+/// from wherever this host keeps it.
 pub const EMBEDDED_DEFAULT: &str = "\
 init_config:
 instances:
@@ -30,6 +31,8 @@ instances:
     min_collection_interval: 15
     top_domains: 3
     age_thresholds: [1h, 1d]
+log:
+  source: auto
 ";
 /// A config file larger than this is not a config file.
 const MAX_FILE_SIZE: u64 = 1 << 20;

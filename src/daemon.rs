@@ -116,10 +116,19 @@ async fn reload(
 }
 
 fn start_log(config: &Config, sink: &Sink) -> Option<LogTask> {
-    config
-        .log
-        .as_ref()
-        .map(|log| LogTask::start(log, &config.global_tags, sink))
+    config.log.as_ref().map(|log| {
+        let instances = config
+            .instances
+            .iter()
+            .filter_map(|i| match &i.method {
+                crate::collect::MethodConfig::Run(_, settings) => {
+                    Some((settings.config_directory.clone(), i.instance_tag.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        LogTask::start(log, instances, &config.global_tags, sink)
+    })
 }
 
 /// Retires the log task and waits for its last flush, at most `STOP_WAIT`.

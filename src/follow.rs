@@ -183,13 +183,21 @@ pub struct LogTask {
 impl LogTask {
     /// Chooses the source and follows it, resuming from the position saved in its state
     /// directory.
-    pub fn start(config: &LogConfig, global_tags: &[String], sink: &Sink) -> LogTask {
+    /// `instances` are the configured Postfix instances (config directory, `instance:` value),
+    /// whose lines carry the same `instance:` as their queue metrics.
+    pub fn start(
+        config: &LogConfig,
+        instances: Vec<(PathBuf, String)>,
+        global_tags: &[String],
+        sink: &Sink,
+    ) -> LogTask {
         let (retire, mut retired) = watch::channel(false);
         let config = config.clone();
         let global = global_tags.to_vec();
         let sink = sink.clone();
         let handle = tokio::spawn(async move {
             let (chosen, why) = choose(&config, &retired).await;
+            let known = syslog_names(&config.postconf, &instances, &retired).await;
             tracing::info!(
                 source = %chosen,
                 why,
@@ -199,7 +207,7 @@ impl LogTask {
             );
             let setup = config.clone();
             let Ok(mut follower) =
-                tokio::task::spawn_blocking(move || Follower::open(&setup, chosen)).await
+                tokio::task::spawn_blocking(move || Follower::open(&setup, chosen, known)).await
             else {
                 return;
             };
@@ -268,7 +276,7 @@ struct Follower {
 }
 
 impl Follower {
-    fn open(config: &LogConfig, chosen: Chosen) -> Follower {
+    fn open(config: &LogConfig, chosen: Chosen, known: Vec<(String, String)>) -> Follower {
         let mut position_problem = None;
         if let Err(e) = std::fs::create_dir_all(&config.state_directory) {
             tracing::warn!(
@@ -312,7 +320,7 @@ impl Follower {
             source,
             position_file,
             counters: Counters::new(),
-            instances: Vec::new(),
+            instances: known,
             read_problem: None,
             position_problem,
         }
@@ -380,8 +388,9 @@ impl Follower {
             let result = source.read(READ_BYTES, |bytes| {
                 let text = String::from_utf8_lossy(bytes);
                 if let Ok(l) = line::parse(&text) {
-                    let instance = instance_of(instances, l.syslog_name);
-                    counters.count(&l, &instance);
+                    if let Some(instance) = instance_of(instances, l.syslog_name) {
+                        counters.count(&l, &instance);
+                    }
                 }
             });
             let progress = match result {
@@ -424,8 +433,9 @@ impl Follower {
         let (counters, instances) = (&mut self.counters, &mut self.instances);
         let progress = source.read(JOURNAL_FLUSH_BYTES, |ident, text| {
             if let Ok(l) = line::from_parts(ident, text) {
-                let instance = instance_of(instances, l.syslog_name);
-                counters.count(&l, &instance);
+                if let Some(instance) = instance_of(instances, l.syslog_name) {
+                    counters.count(&l, &instance);
+                }
             }
         });
         for event in progress.events {
@@ -537,18 +547,72 @@ fn say_file(path: &Path, missing: &mut bool, event: file::Event) {
     }
 }
 
-/// The `instance:` value of `syslog_name`, within `MAX_INSTANCES` values.
-fn instance_of(known: &mut Vec<(String, String)>, syslog_name: &str) -> String {
-    let name = syslog_name.split('/').next().unwrap_or(syslog_name);
+/// The `instance:` value of a line written under `syslog_name`, within `MAX_INSTANCES`
+/// values: a configured instance's own (`known` starts with them), else one made from a
+/// Postfix-like name; `None` for a line that is not Postfix's, which is not counted.
+fn instance_of(known: &mut Vec<(String, String)>, syslog_name: &str) -> Option<String> {
+    let name = line::first_component(syslog_name);
     if let Some((_, tag)) = known.iter().find(|(n, _)| n == name) {
-        return tag.clone();
+        return Some(tag.clone());
+    }
+    if !line::named_like_postfix(name) {
+        return None;
     }
     if known.len() >= MAX_INSTANCES {
-        return OTHER_INSTANCE.to_owned();
+        return Some(OTHER_INSTANCE.to_owned());
     }
     let tag = line::instance_tag(name);
     known.push((name.to_owned(), tag.clone()));
-    tag
+    Some(tag)
+}
+
+/// Each configured Postfix instance's `syslog_name` (its first component) and the `instance:`
+/// value its queue metrics carry, asked of `postconf -c DIR -xh syslog_name` (the first
+/// instance of a config directory wins). An instance postconf cannot tell about is left to the
+/// naming rule of `line::instance_tag`.
+async fn syslog_names(
+    postconf: &Path,
+    instances: &[(PathBuf, String)],
+    cancel: &exec::Cancel,
+) -> Vec<(String, String)> {
+    let mut known: Vec<(String, String)> = Vec::new();
+    let mut asked: Vec<&Path> = Vec::new();
+    for (dir, tag) in instances.iter().take(MAX_INSTANCES) {
+        if asked.contains(&dir.as_path()) {
+            continue;
+        }
+        asked.push(dir);
+        let limits = Limits {
+            deadline: Instant::now() + CHOOSE_TIMEOUT,
+            cancel: cancel.clone(),
+            live: Live::default(),
+        };
+        let cmd = Command::new(
+            postconf,
+            [
+                "-c".as_ref(),
+                dir.as_os_str(),
+                "-xh".as_ref(),
+                "syslog_name".as_ref(),
+            ],
+        );
+        let mut out = Vec::new();
+        let Ok(done) = exec::run(&cmd, &limits, |chunk| {
+            let room = 256usize.saturating_sub(out.len());
+            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            Ok::<(), ()>(())
+        })
+        .await
+        else {
+            continue;
+        };
+        let name = String::from_utf8_lossy(&out).trim().to_owned();
+        let name = line::first_component(&name);
+        if done.status.success() && !name.is_empty() && !known.iter().any(|(n, _)| n == name) {
+            known.push((name.to_owned(), tag.clone()));
+        }
+    }
+    known
 }
 
 #[cfg(test)]
@@ -596,7 +660,7 @@ mod tests {
             .unwrap();
         let sink = Sink::new(&Target::Udp(rx.local_addr().unwrap().to_string())).unwrap();
 
-        let mut f = Follower::open(&config, Chosen::File(log.clone()));
+        let mut f = Follower::open(&config, Chosen::File(log.clone()), Vec::new());
         f.flush(&config.tags, &["dc:x".into()], &sink);
         let lines = received(&rx);
         assert!(lines.contains(&"postfix.delivery.recipients:3|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out,dc:x".to_owned()), "{lines:#?}");
@@ -622,7 +686,7 @@ mod tests {
         );
         assert!(lines.contains(&"postfix.delivery.recipients:0|c|#wing:log,status:sent,service:smtp,dsn_class:2,relay:remote,instance:/etc/postfix-out".to_owned()), "{lines:#?}");
         // A restart resumes after the three lines.
-        let mut again = Follower::open(&config, Chosen::File(log.clone()));
+        let mut again = Follower::open(&config, Chosen::File(log.clone()), Vec::new());
         again.flush(&config.tags, &[], &sink);
         let lines = received(&rx);
         assert!(
@@ -632,18 +696,30 @@ mod tests {
     }
 
     #[test]
-    fn instances_are_bounded() {
-        let mut known = Vec::new();
+    fn instances_are_bounded_and_only_postfix_counts() {
+        // A configured instance with its own syslog_name, as `syslog_names` finds it.
+        let mut known = vec![("mta-out".to_owned(), "/etc/postfix-out".to_owned())];
+        let tag = |known: &mut Vec<_>, name: &str| instance_of(known, name);
         assert_eq!(
-            instance_of(&mut known, "postfix/submission"),
-            "/etc/postfix"
+            tag(&mut known, "mta-out/relay").as_deref(),
+            Some("/etc/postfix-out")
         );
-        assert_eq!(instance_of(&mut known, "postfix"), "/etc/postfix");
+        assert_eq!(
+            tag(&mut known, "postfix/submission").as_deref(),
+            Some("/etc/postfix")
+        );
+        assert_eq!(tag(&mut known, "postfix").as_deref(), Some("/etc/postfix"));
+        // Another program on the mail facility is not Postfix, and takes no slot.
+        assert_eq!(tag(&mut known, "dovecot/imap"), None);
         for i in 0..MAX_INSTANCES * 2 {
-            let _ = instance_of(&mut known, &format!("x{i}"));
+            let _ = tag(&mut known, &format!("postfix-x{i}"));
         }
         assert_eq!(known.len(), MAX_INSTANCES);
-        assert_eq!(instance_of(&mut known, "late"), OTHER_INSTANCE);
-        assert_eq!(instance_of(&mut known, "postfix"), "/etc/postfix");
+        assert_eq!(
+            tag(&mut known, "postfix-late").as_deref(),
+            Some(OTHER_INSTANCE)
+        );
+        assert_eq!(tag(&mut known, "postfix").as_deref(), Some("/etc/postfix"));
+        assert_eq!(tag(&mut known, "evil"), None);
     }
 }

@@ -5,7 +5,7 @@ pfdd_create_user
 pfdd_config_permissions
 if [ "$1" -eq 1 ]; then
     pfdd_join_postdrop
-    pfdd_join_adm
+    pfdd_join_log_groups
     pfdd_install_sudoers
 fi
 if [ -d /run/systemd/system ]; then

@@ -60,13 +60,26 @@ pub fn from_parts<'a>(ident: &'a str, text: &'a str) -> Result<Line<'a>, LineErr
     })
 }
 
+/// Whether `syslog_name` is one of Postfix's by its name alone: its first component starts with
+/// `postfix` (`postfix`, `postfix-out`, `postfix/submission`). Anyone may log to the mail
+/// facility (`logger -p mail.info -t evil/smtp`), and other mail software does; an instance
+/// with another `syslog_name` is known from its config instead.
+pub fn named_like_postfix(syslog_name: &str) -> bool {
+    first_component(syslog_name).starts_with("postfix")
+}
+
+/// `syslog_name` up to its first `/`: the part that names the Postfix instance.
+pub fn first_component(syslog_name: &str) -> &str {
+    syslog_name.split('/').next().unwrap_or(syslog_name)
+}
+
 /// The `instance:` tag of a line written under `syslog_name`: what the queue metrics of that
 /// Postfix instance carry when its `config_directory` is written the standard way. Postfix's
 /// `syslog_name` defaults to `postfix` for the default instance, and Debian's postmulti names
 /// an instance `postfix-NAME` with its config in `/etc/postfix-NAME`; a master.cf service may
 /// add `/submission` and such, which is cut. Anything else is kept as it is, made tag-safe.
 pub fn instance_tag(syslog_name: &str) -> String {
-    let name = syslog_name.split('/').next().unwrap_or(syslog_name);
+    let name = first_component(syslog_name);
     if name == "postfix" || name.strip_prefix("postfix-").is_some_and(|n| !n.is_empty()) {
         crate::tag::sanitize(&format!("/etc/{name}")).into_owned()
     } else {
@@ -131,6 +144,22 @@ fn unrepeat(text: &str) -> (&str, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn postfix_by_its_name() {
+        for name in [
+            "postfix",
+            "postfix-out",
+            "postfix/submission",
+            "postfix-out/relay",
+        ] {
+            assert!(named_like_postfix(name), "{name}");
+        }
+        for name in ["dovecot", "evil", "mta-out", "opendkim/x"] {
+            assert!(!named_like_postfix(name), "{name}");
+        }
+        assert_eq!(first_component("postfix-out/relay"), "postfix-out");
+    }
 
     // Lines from a real Postfix 3.7.11 `maillog_file` (../shared/SPEC.md section 7.2), in
     // each of the three prefixes.

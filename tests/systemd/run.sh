@@ -164,6 +164,57 @@ ok "active (running) through READY=1 from PID $pid"
 ok "NoNewPrivs: 0 under the main unit"
 expect_queues "" 30
 
+# --- 2b. the mail flow from Postfix's journal --------------------------------------------------
+step "the packaged log: {source: auto} follows Postfix's journal"
+journal_has "$t0" "following the mail log" || fail "the log task never started"
+journal_has "$t0" 'source=the journal why="Postfix'"'"'s entries are in the journal"' \
+    || fail "source auto did not choose the journal: $(journal_since "$t0" | grep -F 'following the mail log')"
+journal_has "$t0" "reading the journal" || fail "journalctl never started"
+ok "auto chose the journal, where Postfix's entries are"
+
+# delivered STATUS RELAY: postfix.delivery.recipients counted at the receiver (statsd keeps
+# counters: the receiver folds tags into the key).
+delivered() {
+    bash "$repo/tests/e2e/statsd-query.sh" counters --json | python3 -c '
+import json, sys
+status, relay = sys.argv[1], sys.argv[2]
+print(int(sum(v for k, v in json.load(sys.stdin).items()
+    if k.startswith("postfix.delivery.recipients;")
+    and ";status=%s;" % status in k + ";" and ";relay=%s;" % relay in k + ";")))' "$1" "$2"
+}
+flow() { echo "sent/local $(delivered sent local) bounced/local $(delivered bounced local) deferred/none $(delivered deferred none)"; }
+# expect_flow WANT: within 40 s (the packaged flush_interval is 10 s) the receiver's counts are
+# WANT, and after one more flush still are (nothing counted twice).
+expect_flow() {
+    local deadline=$((SECONDS + 40)) got
+    until got=$(flow); [ "$got" = "$1" ]; do
+        [ "$SECONDS" -lt "$deadline" ] || fail "mail flow at the receiver: $got; wanted: $1"
+        sleep 1
+    done
+    sleep 12
+    [ "$(flow)" = "$1" ] || fail "mail flow changed after it was reached: $(flow); wanted: $1"
+    ok "postfix.delivery.recipients: $1"
+}
+send() { # send TO...: one message each, from root (so non-delivery notices are delivered)
+    local to
+    for to in "$@"; do
+        ct_sh "printf 'Subject: flow\n\nbody\n' | sendmail -f root@localhost $to"
+    done
+}
+[ "$(flow)" = "sent/local 0 bounced/local 0 deferred/none 0" ] || fail "counted before any traffic: $(flow)"
+# Known traffic: two delivered, one to an unknown user (bounced, and its notice delivered to
+# root), one to the closed relay port (deferred).
+send root@localhost root@localhost nosuchuser@localhost someone@example.org
+expect_flow "sent/local 3 bounced/local 1 deferred/none 1"
+ct_sh 'test -s /var/lib/postfix-dogstatsd/journal-cursor && stat -c %U /var/lib/postfix-dogstatsd/journal-cursor' \
+    | grep -qx postfix-dogstatsd || fail "no journal cursor saved by the service user"
+t0=$(now)
+restart
+journal_has "$t0" "--after-cursor=s=" || fail "the restarted service did not resume from the cursor"
+send root@localhost nosuchuser@localhost
+expect_flow "sent/local 5 bounced/local 2 deferred/none 1"
+ok "systemctl restart resumed from the saved cursor: nothing lost, nothing counted twice"
+
 # --- 3. reload -------------------------------------------------------------------------------
 step "systemctl reload with a valid config"
 config 'instances:
@@ -264,12 +315,16 @@ dropin hardened "$CT_ROOT/usr/share/postfix-dogstatsd/hardened.conf"
 config 'instances:
   - {method: showq, min_collection_interval: 2, tags: ["ct_phase:showq"]}
   - {method: postqueue, min_collection_interval: 2, tags: ["ct_phase:postqueue-hardened"]}
-  - {method: auto, min_collection_interval: 2, tags: ["ct_phase:auto-hardened"]}'
+  - {method: auto, min_collection_interval: 2, tags: ["ct_phase:auto-hardened"]}
+log: {source: journal}'
 restart
 [ "$(nnp)" = 1 ] || fail "no_new_privs is not set with hardened.conf"
 expect_queues showq 20
 expect_queues postqueue-hardened 20
 expect_queues auto-hardened 20
+send root@localhost
+expect_flow "sent/local 6 bounced/local 2 deferred/none 1"
+ok "the journal source works inside the full sandbox"
 readme_score "with hardened.conf:" "$(security)"
 
 step "method scan with hardened.conf and scan.conf"
