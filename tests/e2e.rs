@@ -658,11 +658,24 @@ fn a_hung_command_under_real_sudo_is_never_started_twice() {
     ])
     .arg(&me);
     let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    // The hung command's shell, each counted once: the child it forks for `sleep` has the same
+    // command line until it execs, so a process whose parent is one of them is not counted.
     let hung = || {
+        let is_hung = |pid: &str| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"/bin/sh\0/usr/local/libexec/pfdtest-hang-find"))
+        };
+        let parent = |pid: &str| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: comm may hold spaces, so after the last ')'.
+            let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+            after.split_whitespace().nth(1).unwrap_or("0").to_owned()
+        };
         std::fs::read_dir("/proc")
             .unwrap()
-            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-            .filter(|c| c.starts_with(b"/bin/sh\0/usr/local/libexec/pfdtest-hang-find"))
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|pid| is_hung(pid) && !is_hung(&parent(pid)))
             .count()
     };
     let started = std::time::Instant::now();
