@@ -542,7 +542,11 @@ fn say_file(path: &Path, missing: &mut bool, event: file::Event) {
         }
         Event::Truncated => tracing::warn!(
             %path,
-            "the mail log was truncated or rewritten (copytruncate): reading it from its start"
+            "the mail log was truncated or rewritten, and the .1 beside it is no copy of it: reading it from its start; what it held past the last read is not counted"
+        ),
+        Event::CopyTruncated => tracing::info!(
+            %path,
+            "the mail log was copied to the .1 beside it and truncated (copytruncate): the rest of the copy first, then the file from its start"
         ),
     }
 }

@@ -15,11 +15,17 @@
 //!   after, so by then the old file has all it will get.
 //! - by a fingerprint of its first line, so that a new file that got an old inode number, or a
 //!   file truncated and rewritten in place, is not taken for the one we were reading.
+//! - by that fingerprint alone, to find logrotate's copy: with `copytruncate` the file is
+//!   copied to `path.1` (another inode) and then truncated in place. When the file we read
+//!   was truncated, or when a restart finds it so, and `path.1` starts with its first line and
+//!   is at least as long as what we had read, the rest of what we had not read yet is there:
+//!   the copy is finished from our offset, then `path` is read from 0, as after a rename.
 //!
 //! What is lost, knowingly:
-//! - copytruncate: lines written between logrotate's copy and its truncate are in the copy
-//!   only, and we do not read the copy (logrotate documents the same loss for that mode);
-//!   lines we had not read yet when the file was truncated are lost the same way.
+//! - copytruncate: lines written between logrotate's copy and its truncate are in neither
+//!   file (logrotate documents that loss for the mode); with no copy at `path.1` (compressed
+//!   at once, or another tool's truncate), whatever we had not read when the file was
+//!   truncated.
 //! - lines appended to a rotated file after the new file got bytes (a second writer that
 //!   reopens late), and a whole file rotated past us twice between two reads.
 //! - on a restart, the rest of a saved file that is no longer at `path` or `path.1` (renamed
@@ -96,8 +102,8 @@ pub struct Progress {
 pub enum Event {
     /// First read: the saved position is in the file at `path`; reading resumes there.
     Resumed,
-    /// First read: the saved position is in `path.1` (rotated while we were stopped); its
-    /// rest comes first, then `path` from its start.
+    /// First read: the saved position is in `path.1` (rotated, or copied there by
+    /// copytruncate, while we were stopped); its rest comes first, then `path` from its start.
     ResumedRotated,
     /// First read: the saved position matches neither `path` nor `path.1` (the file is gone,
     /// or was truncated or replaced): `path` is read from its start, and whatever the old
@@ -110,9 +116,12 @@ pub enum Event {
     /// The file we read was rotated: it was finished to its end, and the new file at `path`
     /// is read from its start.
     Rotated,
-    /// The file we read got shorter than what we had read, or its first line changed
-    /// (copytruncate): it is read again from its start.
+    /// The file we read got shorter than what we had read, or its first line changed, and
+    /// `path.1` holds no copy of it: it is read again from its start.
     Truncated,
+    /// The file we read was truncated after logrotate copied it to `path.1` (copytruncate):
+    /// the copy is read from where we were to its end, then `path` from its start.
+    CopyTruncated,
 }
 
 /// What can go wrong with the file source and its saved position.
@@ -255,7 +264,14 @@ impl FileSource {
         }
         let mut budget = max_bytes;
         while let Some(cur) = self.current.as_mut() {
-            if cur.check_rewritten()? {
+            if cur.rewritten()? {
+                // Taken for a rotation: the copy is finished, then `path` read from 0.
+                if let Some(copy) = Reader::open_matching(&self.rotated, &cur.position(), true)? {
+                    self.current = Some(copy);
+                    progress.events.push(Event::CopyTruncated);
+                    continue;
+                }
+                cur.start_over()?;
                 progress.events.push(Event::Truncated);
             }
             let at_end =
@@ -289,12 +305,7 @@ impl FileSource {
     /// found and without a saved position (nothing to save yet).
     pub fn position(&self) -> Option<Position> {
         match (&self.current, &self.start) {
-            (Some(r), _) => Some(Position {
-                dev: r.dev,
-                ino: r.ino,
-                offset: r.committed,
-                fingerprint: r.fingerprint.unwrap_or(0),
-            }),
+            (Some(r), _) => Some(r.position()),
             (None, Some(start)) => start.saved,
             (None, None) => None,
         }
@@ -309,10 +320,10 @@ impl FileSource {
             };
             return Ok(());
         };
-        if let Some(r) = Reader::open_matching(&self.path, &saved)? {
+        if let Some(r) = Reader::open_matching(&self.path, &saved, false)? {
             self.current = Some(r);
             progress.events.push(Event::Resumed);
-        } else if let Some(r) = Reader::open_matching(&self.rotated, &saved)? {
+        } else if let Some(r) = Reader::open_matching(&self.rotated, &saved, true)? {
             // Once it is read to its end, `read` moves on to `path` as after any rotation.
             self.current = Some(r);
             progress.events.push(Event::ResumedRotated);
@@ -366,16 +377,23 @@ impl Reader {
         Ok(Some(r))
     }
 
-    /// `path` at `saved.offset` if it is the file `saved` was taken in.
-    fn open_matching(path: &Path, saved: &Position) -> Result<Option<Reader>, SourceError> {
+    /// `path` at `saved.offset` if it is the file `saved` was taken in or, with `copy`, a
+    /// copy of it (another inode with the same first line, at least that long).
+    fn open_matching(
+        path: &Path,
+        saved: &Position,
+        copy: bool,
+    ) -> Result<Option<Reader>, SourceError> {
         let Some(mut r) = Reader::open(path)? else {
             return Ok(None);
         };
         let len = r.file.metadata().map_err(|e| read_error(path, e))?.len();
-        let same = (r.dev, r.ino) == (saved.dev, saved.ino)
-            && (saved.offset == 0 || r.fingerprint == Some(saved.fingerprint))
-            && len >= saved.offset;
-        if !same {
+        let same_first_line = r.fingerprint == Some(saved.fingerprint);
+        let same =
+            (r.dev, r.ino) == (saved.dev, saved.ino) && (saved.offset == 0 || same_first_line);
+        // Before its first line nothing was read: no copy holds anything we still need.
+        let a_copy = copy && saved.offset > 0 && same_first_line;
+        if !(same || a_copy) || len < saved.offset {
             return Ok(None);
         }
         r.seek(saved.offset)?;
@@ -393,28 +411,39 @@ impl Reader {
         Ok(())
     }
 
+    /// Just after the last line handed out, in this file.
+    fn position(&self) -> Position {
+        Position {
+            dev: self.dev,
+            ino: self.ino,
+            offset: self.committed,
+            fingerprint: self.fingerprint.unwrap_or(0),
+        }
+    }
+
     /// Whether the file was truncated (shorter than what we read) or rewritten in place
-    /// (another first line) since the last read; if so, starts it over from 0.
-    fn check_rewritten(&mut self) -> Result<bool, SourceError> {
+    /// (another first line) since the last read.
+    fn rewritten(&self) -> Result<bool, SourceError> {
         let len = self
             .file
             .metadata()
             .map_err(|e| read_error(&self.path, e))?
             .len();
-        let rewritten = len < self.read_offset
+        Ok(len < self.read_offset
             || match self.fingerprint {
                 Some(known) => {
                     fingerprint(&self.file).map_err(|e| read_error(&self.path, e))? != Some(known)
                 }
                 None => false,
-            };
-        if rewritten {
-            self.seek(0)?;
-            self.skip_rest = false;
-            self.fingerprint = None;
-            self.note_fingerprint()?;
-        }
-        Ok(rewritten)
+            })
+    }
+
+    /// Reads the file again from 0, as a new one.
+    fn start_over(&mut self) -> Result<(), SourceError> {
+        self.seek(0)?;
+        self.skip_rest = false;
+        self.fingerprint = None;
+        self.note_fingerprint()
     }
 
     /// Takes the fingerprint once the file holds enough for one.
@@ -785,24 +814,19 @@ mod tests {
         assert_eq!(got.events, [Event::Appeared, Event::Rotated]);
     }
 
-    /// copytruncate: the same inode gets shorter than our offset: start over at 0, nothing
-    /// twice. Truncated and refilled past our offset before we look: the first line tells.
+    /// copytruncate without a copy at `path.1`: the same inode gets shorter than our offset:
+    /// start over at 0, nothing twice. Truncated and refilled past our offset before we look:
+    /// the first line tells.
     #[test]
-    fn copytruncate() {
-        let (_dir, log, rotated) = setup();
+    fn truncated() {
+        let (_dir, log, _) = setup();
         let (text, want) = numbered("before", 50);
         append(&log, &text);
         let mut src = FileSource::open(log.clone(), None, StartAt::Beginning);
         assert_eq!(drain(&mut src, 1 << 20).lines, want);
         let ino = fs::metadata(&log).unwrap().ino();
 
-        fs::copy(&log, &rotated).unwrap();
-        OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         append(&log, "after 1\nafter 2\n");
         assert_eq!(fs::metadata(&log).unwrap().ino(), ino);
         let got = drain(&mut src, 1 << 20);
@@ -812,18 +836,85 @@ mod tests {
 
         // Again, but the file grows past where we were before the next read.
         let offset = src.position().unwrap().offset;
-        OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
         let (text, want) = numbered("refilled", 20);
         append(&log, &text);
         assert!(fs::metadata(&log).unwrap().len() > offset);
         let got = drain(&mut src, 1 << 20);
         assert_eq!(got.events, [Event::Truncated]);
         assert_eq!(got.lines, want);
+    }
+
+    fn truncate(path: &Path) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    /// logrotate's copytruncate: what we had not read when the file was copied to `path.1`
+    /// and truncated is read from the copy, then the file from 0; every line once. An older
+    /// copy at `path.1` (another first line) is not taken for this one.
+    #[test]
+    fn copytruncate_finishes_the_copy() {
+        let (_dir, log, rotated) = setup();
+        let (text, mut want) = numbered("first", 50);
+        append(&log, &text);
+        let mut src = FileSource::open(log.clone(), None, StartAt::Beginning);
+        let mut got = drain(&mut src, 1 << 20).lines;
+        append(&log, "first unread 1\nfirst unread 2\npart");
+        // Read up to the partial line: the copy is read from the last whole line.
+        got.extend(drain(&mut src, 1 << 20).lines);
+        append(&log, "ial\n");
+        fs::copy(&log, &rotated).unwrap();
+        truncate(&log);
+        append(&log, "second 1\n");
+        let next = drain(&mut src, 1 << 20);
+        assert_eq!(next.events, [Event::CopyTruncated, Event::Rotated]);
+        got.extend(next.lines);
+        want.extend(["first unread 1", "first unread 2", "partial", "second 1"].map(String::from));
+        assert_eq!(got, want);
+
+        // Truncated while still empty: the copy's rest now, the file once it has lines.
+        append(&log, "second 2\n");
+        fs::copy(&log, &rotated).unwrap();
+        truncate(&log);
+        let next = drain(&mut src, 1 << 20);
+        assert_eq!(
+            (next.lines, next.events),
+            (vec!["second 2".to_owned()], vec![Event::CopyTruncated])
+        );
+        append(&log, "third 1\n");
+        let next = drain(&mut src, 1 << 20);
+        assert_eq!(
+            (next.lines, next.events),
+            (vec!["third 1".to_owned()], vec![Event::Rotated])
+        );
+
+        // Lines read between the copy and the truncate are past the copy's end: it is not
+        // read again (those lines are logrotate's loss, but we had them).
+        append(&log, "third 2\n");
+        fs::copy(&log, &rotated).unwrap();
+        append(&log, "third 3\n");
+        assert_eq!(drain(&mut src, 1 << 20).lines, ["third 2", "third 3"]);
+        truncate(&log);
+        append(&log, "fourth 1\n");
+        let next = drain(&mut src, 1 << 20);
+        assert_eq!(
+            (next.lines, next.events),
+            (vec!["fourth 1".to_owned()], vec![Event::Truncated])
+        );
+
+        // `path.1` holds an older copy: not ours.
+        truncate(&log);
+        append(&log, "fifth 1\n");
+        let next = drain(&mut src, 1 << 20);
+        assert_eq!(
+            (next.lines, next.events),
+            (vec!["fifth 1".to_owned()], vec![Event::Truncated])
+        );
     }
 
     /// A restart with the saved position continues exactly where the last one stopped.
@@ -864,6 +955,32 @@ mod tests {
 
         append(&log, "old unread 1\nold unread 2\n");
         fs::rename(&log, &rotated).unwrap();
+        append(&log, "new 1\n");
+        want.extend(["old unread 1", "old unread 2", "new 1"].map(String::from));
+
+        let mut src = FileSource::open(log.clone(), Position::load(&saved).unwrap(), StartAt::End);
+        let rest = drain(&mut src, 10);
+        assert_eq!(rest.events, [Event::ResumedRotated, Event::Rotated]);
+        got.extend(rest.lines);
+        assert_eq!(got, want);
+    }
+
+    /// copytruncate while stopped: the rest of the copy at `path.1` first (another inode, the
+    /// same first line), then `path` from 0.
+    #[test]
+    fn restart_after_copytruncate_while_stopped() {
+        let (dir, log, rotated) = setup();
+        let saved = dir.path().join("position.json");
+        let (text, mut want) = numbered("old", 100);
+        append(&log, &text);
+        let mut src = FileSource::open(log.clone(), None, StartAt::Beginning);
+        let mut got = drain(&mut src, 1 << 20).lines;
+        src.position().unwrap().save(&saved).unwrap();
+        drop(src);
+
+        append(&log, "old unread 1\nold unread 2\n");
+        fs::copy(&log, &rotated).unwrap();
+        truncate(&log);
         append(&log, "new 1\n");
         want.extend(["old unread 1", "old unread 2", "new 1"].map(String::from));
 
