@@ -787,7 +787,8 @@ fn the_real_postfix_log_counted_by_outcome() {
     std::thread::sleep(Duration::from_millis(1500)); // past the first flush: start_at end
     let before = status_lines();
     // Known traffic: 3 delivered locally, 2 to an unknown local user (bounced, and their 2
-    // non-delivery notices delivered to root), 2 to the closed relay port (deferred).
+    // non-delivery notices delivered to root), 2 to the closed relay port (deferred, then
+    // expired below).
     let send = |to: &str| {
         let mut child = Command::new("sendmail")
             .args(["-f", "root@localhost", to])
@@ -817,27 +818,106 @@ fn the_real_postfix_log_counted_by_outcome() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(status_lines(), before + 9, "status lines in {log}");
+    // Expiry: with maximal_queue_lifetime = 0, the retry of each deferred message is deferred
+    // once more, then the queue manager returns it to the sender (one `status=expired` line
+    // per message), and the notice is delivered to root.
+    let postconf = |args: &[&str]| {
+        assert!(Command::new("postconf")
+            .args(args)
+            .status()
+            .unwrap()
+            .success());
+        assert!(Command::new("postfix")
+            .arg("reload")
+            .status()
+            .unwrap()
+            .success());
+    };
+    // Put back even when an assertion fails: every later test needs mail to stay queued.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = Command::new("postconf")
+                .args(["-X", "maximal_queue_lifetime"])
+                .status();
+            let _ = Command::new("postfix").arg("reload").status();
+        }
+    }
+    let restore = Restore;
+    postconf(&["-e", "maximal_queue_lifetime = 0"]);
+    assert!(Command::new("postqueue")
+        .arg("-f")
+        .status()
+        .unwrap()
+        .success());
+    let expired = || {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(", status=expired, returned to sender"))
+            .count()
+    };
+    let expired_before = expired();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    // 4 more recipient status lines (2 retries, 2 notices) and the 2 `status=expired` lines.
+    while (status_lines() < before + 15 || expired() < expired_before + 2)
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(restore);
+    assert_eq!(status_lines(), before + 15, "status lines in {log}");
+    assert_eq!(expired(), expired_before + 2, "expiry lines in {log}");
     // Two more flushes, then what the third-party receiver counted for this run.
     std::thread::sleep(Duration::from_millis(2500));
     d.signal("TERM");
     let _ = d.wait_exit(Duration::from_secs(5));
     let counters: serde_json::Value = serde_json::from_str(&statsd("counters")).unwrap();
-    let count = |status: &str, relay: &str| -> u64 {
+    // The sum of a metric's counters for this run carrying every one of `tags`.
+    let count = |metric: &str, tags: &[&str]| -> u64 {
         counters
             .as_object()
             .unwrap()
             .iter()
             .filter(|(k, _)| {
-                k.starts_with("postfix.delivery.recipients;")
-                    && k.contains(&format!("run={run}"))
-                    && k.contains(&format!(";status={status};"))
-                    && k.contains(&format!(";relay={relay};"))
+                let k = format!("{k};");
+                k.starts_with(&format!("{metric};"))
+                    && k.contains(&format!(";run={run};"))
+                    && tags.iter().all(|t| k.contains(&format!(";{t};")))
             })
             .map(|(_, v)| v.as_f64().unwrap() as u64)
             .sum()
     };
-    assert_eq!(count("sent", "local"), 5, "{counters}\n{}", d.logs());
-    assert_eq!(count("bounced", "local"), 2, "{counters}");
-    assert_eq!(count("deferred", "none"), 2, "{counters}");
+    let recipients = "postfix.delivery.recipients";
+    // statsd folds tags into the key and, as configured here, writes `/` as `-`.
+    let here = "instance=-etc-postfix";
+    // 3 delivered, 2 notices of the bounces, 2 notices of the expired messages.
+    let sent = [
+        "status=sent",
+        "service=local",
+        "dsn_class=2",
+        "relay=local",
+        here,
+    ];
+    assert_eq!(count(recipients, &sent), 7, "{counters}\n{}", d.logs());
+    let bounced = [
+        "status=bounced",
+        "service=local",
+        "dsn_class=5",
+        "relay=local",
+        here,
+    ];
+    assert_eq!(count(recipients, &bounced), 2, "{counters}");
+    // Two first attempts and two retries, all refused by the closed port.
+    let deferred = [
+        "status=deferred",
+        "service=smtp",
+        "dsn_class=4",
+        "relay=none",
+        here,
+    ];
+    assert_eq!(count(recipients, &deferred), 4, "{counters}");
+    assert_eq!(count(recipients, &[]), 13, "{counters}");
+    assert_eq!(count("postfix.messages.expired", &[here]), 2, "{counters}");
     script("postfix-reset.sh", &[]);
 }
