@@ -345,8 +345,8 @@ async fn read_bounded(stream: &mut (impl AsyncRead + Unpin)) -> (Vec<u8>, bool) 
     (kept, cut)
 }
 
-/// A child that runs as long as its reader wants (`journalctl --follow`), read without
-/// blocking by a caller on its own clock. It starts like every child (argv, cleared
+/// A child read without blocking (or with a deadline) by a caller on its own clock, on a
+/// blocking thread (`journalctl`, from the log task). It starts like every child (argv, cleared
 /// environment, stdin from /dev/null, its own process group); dropping it ends the group
 /// (SIGTERM, then SIGKILL after [`KILL_GRACE`]) and reaps the child.
 #[derive(Debug)]
@@ -428,6 +428,31 @@ impl Stream {
         use std::io::Read;
         self.keep_stderr();
         self.stdout.read(buf)
+    }
+
+    /// Reads what stdout holds, waiting for it until `deadline`: `Ok(Some(0))` at its end,
+    /// `Ok(None)` when the deadline passed first.
+    pub fn read_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: std::time::Instant,
+    ) -> io::Result<Option<usize>> {
+        loop {
+            match self.read(buf) {
+                Ok(n) => return Ok(Some(n)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    // Stderr is drained between waits, so a child that writes a lot of it
+                    // never blocks on it while we wait for stdout.
+                    sys::wait_readable(self.stdout.as_fd(), left.min(Duration::from_millis(200)))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// The start of what the child wrote to stderr so far, trimmed.

@@ -424,8 +424,8 @@ impl Follower {
         }
     }
 
-    /// Reads what journalctl wrote so far (up to `JOURNAL_FLUSH_BYTES`), counting each entry;
-    /// whether it reached the end.
+    /// Runs journalctl for what was logged since the last entry read (up to
+    /// `JOURNAL_FLUSH_BYTES`), counting each entry; whether it reached the end.
     fn read_journal(&mut self) -> bool {
         let Source::Journal { source, .. } = &mut self.source else {
             return false;
@@ -438,14 +438,8 @@ impl Follower {
                 }
             }
         });
-        for event in progress.events {
-            match event {
-                journal::Event::Started(command) => tracing::info!(command, "reading the journal"),
-                journal::Event::Silent => tracing::warn!(
-                    "journalctl wrote nothing for {} s: started again from the cursor",
-                    journal::SILENT_RESTART.as_secs()
-                ),
-            }
+        if let Some(command) = progress.started {
+            tracing::info!(command, "reading the journal");
         }
         self.counters.too_long(progress.too_long);
         match progress.problem {

@@ -70,6 +70,27 @@ pub fn kill_group(pgid: u32, signal: libc::c_int) {
     }
 }
 
+/// Waits until `fd` can be read (or is at its end) or `timeout` passes: whether it can.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: std::time::Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: one pollfd that lives across the call, on a live descriptor.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(n > 0)
+}
+
 /// Puts `fd` in non-blocking mode: a read with nothing to return fails with `WouldBlock`.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     // SAFETY: fcntl on a live descriptor (the borrow guarantees it) with integer arguments.

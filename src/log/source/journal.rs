@@ -1,21 +1,24 @@
-//! Following the systemd journal through `journalctl --follow --output=json`, started through
-//! `exec` (we link no libsystemd), handing out each mail entry once.
+//! Reading the systemd journal with `journalctl --output=json`, started through `exec` (we link
+//! no libsystemd), handing out each mail entry once.
 //!
-//! The caller drives it on its own clock, like the file source: [`JournalSource::read`] reads
-//! what the child wrote so far, at most `max_bytes`, never waiting. After it has flushed the
+//! The caller drives it on its own clock, like the file source: each [`JournalSource::read`]
+//! runs journalctl once for what was logged after the last entry handed out
+//! (`--after-cursor`), reads at most `max_bytes` of it and returns. After it has flushed the
 //! counts, it saves [`JournalSource::cursor`] ([`save_cursor`]), and on the next start hands it
-//! back, so that `journalctl --after-cursor` resumes just after the last entry counted.
+//! back.
+//!
+//! Why one run per flush and not `journalctl --follow`: in a booted Debian 12 (systemd 252),
+//! `--follow` under a unit with `ProtectKernelTunables=`, `ProtectControlGroups=` or
+//! `ProtectProc=` starts, reads the entries it had at the start, and then never shows another
+//! (it sees the journal change and finds nothing new), and it exits at once under
+//! `ProcSubset=pid` (it needs the boot ID). A run to the end works under all of them, costs
+//! one fork per flush interval, and cannot hang unseen: each run has a deadline. Nothing is
+//! lost or counted twice between runs, because each starts after the cursor of the last entry
+//! handed out; an entry cut off by a run's end (the byte budget, or its deadline) is read
+//! whole by the next run.
 //!
 //! Only entries of the mail facility (`SYSLOG_FACILITY=2`, where Postfix's syslog(3) calls
 //! land) are asked for, with only the two fields we read: the identifier and the message.
-//!
-//! A child that exits (journalctl missing, a cursor it refuses, the journal unreadable) is
-//! started again from the last cursor after a back-off that doubles up to a minute. A child
-//! that wrote nothing for [`SILENT_RESTART`] is restarted the same way: a journalctl stuck on
-//! a vanished journal file would look the same as a quiet server, and a restart costs one
-//! fork every few minutes. Nothing is lost or counted twice across a restart, because it
-//! resumes from the cursor of the last entry handed out; a line cut off by the child's end
-//! is handed out by the next child whole.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -37,17 +40,9 @@ pub const MAX_ENTRY: usize = 64 * 1024;
 /// The most bytes one `read(2)` asks for.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// A child that wrote nothing for this long is started again from the cursor.
-pub const SILENT_RESTART: Duration = Duration::from_secs(300);
-
-/// The first wait before starting a child again, doubled after each failure up to
-/// [`MAX_BACKOFF`], and back to this once a child delivers.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
-
-/// A child that runs this long without exiting has got past its start (options, cursor,
-/// journal files): an earlier child's failure is over.
-const SETTLED: Duration = Duration::from_secs(5);
+/// How long one run of journalctl may take; one that is slower is stopped, reported, and the
+/// next run goes on from the last entry read.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A saved cursor file larger than this is not ours.
 const MAX_CURSOR_FILE: u64 = 4096;
@@ -140,20 +135,11 @@ pub struct Progress {
     pub bytes: u64,
     /// The read stopped at `max_bytes` with more to read.
     pub more: bool,
-    /// What happened, each said once, for the caller to log.
-    pub events: Vec<Event>,
-    /// Why no child runs, or why the one that runs sees nothing: said on each read until a
-    /// child has settled (delivered, or run for [`SETTLED`]).
+    /// The command this read ran, as shown, when it differs in shape from the one before (the
+    /// first run, and a change of how it starts: `--lines`, `--since`, `--after-cursor`).
+    pub started: Option<String>,
+    /// Why this run read nothing or not all: said on each read while it lasts.
     pub problem: Option<JournalError>,
-}
-
-/// Something the caller should say in its log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// A child was started: the command, as shown.
-    Started(String),
-    /// The child wrote nothing for [`SILENT_RESTART`]: it is started again from the cursor.
-    Silent,
 }
 
 /// What can go wrong with the journal source and its saved cursor.
@@ -163,11 +149,13 @@ pub enum JournalError {
     NotFound { command: String, program: String },
     #[error("`{command}` could not be started: {why}")]
     Spawn { command: String, why: String },
-    #[error("`{command}` refused the saved cursor ({stderr}); resumed from the cursor's time")]
+    #[error(
+        "`{command}` refused the saved cursor ({stderr}); reading goes on from the cursor's time"
+    )]
     CursorRefused { command: String, stderr: String },
     #[error("`{command}` cannot read the system journal (add the service user to the group `systemd-journal`: usermod -a -G systemd-journal postfix-dogstatsd): {stderr}")]
     NoPermission { command: String, stderr: String },
-    #[error("`{command}` exited ({status}){}; started again from the cursor", stderr_text(.stderr))]
+    #[error("`{command}` failed ({status}){}; the next run starts from the last entry read", stderr_text(.stderr))]
     Exited {
         command: String,
         status: String,
@@ -175,6 +163,8 @@ pub enum JournalError {
     },
     #[error("reading the output of `{command}` failed: {why}")]
     Read { command: String, why: String },
+    #[error("`{command}` did not finish within {:.0} s; stopped, and the next run starts from the last entry read", after.as_secs_f64())]
+    Timeout { command: String, after: Duration },
     #[error("cannot save the journal cursor to {}: {why}", path.display())]
     SaveCursor { path: PathBuf, why: String },
     #[error("cannot read the journal cursor {}: {why}", path.display())]
@@ -195,7 +185,7 @@ fn says_no_permission(stderr: &str) -> bool {
         || stderr.contains("not seeing messages from other users")
 }
 
-/// Follows the journal. See the module documentation.
+/// Reads the journal run by run. See the module documentation.
 #[derive(Debug)]
 pub struct JournalSource {
     options: JournalOptions,
@@ -204,30 +194,21 @@ pub struct JournalSource {
     cursor: Option<String>,
     /// `__REALTIME_TIMESTAMP` of the last entry read.
     newest: Option<u64>,
-    /// The cursor journalctl refused: the next child starts at its time instead.
+    /// The cursor journalctl refused: the next run starts at its time instead.
     refused: Option<String>,
-    /// When the child that is running (or ran last) started, for a restart without a cursor.
-    first_start: Option<SystemTime>,
-    child: Option<Running>,
-    /// Why the last child ended, said on each read until a new child delivers.
-    failure: Option<JournalError>,
-    next_start: Instant,
-    backoff: Duration,
+    /// Without a cursor after the first run (a journal with no mail entry yet): the time of
+    /// that run, from which later runs read.
+    since: Option<SystemTime>,
+    /// The shape of the last command run, so that a change is said once.
+    last_shape: Option<String>,
+    /// How long one run may take ([`RUN_DEADLINE`]).
+    run_deadline: Duration,
     buf: Vec<u8>,
-}
-
-#[derive(Debug)]
-struct Running {
-    stream: Stream,
-    splitter: LineSplitter,
-    started: Instant,
-    last_output: Instant,
-    delivered: bool,
 }
 
 impl JournalSource {
     /// A source that resumes after `saved`, or starts as `start_at` says without one. No
-    /// process is started here: the first [`JournalSource::read`] does it.
+    /// process is started here.
     pub fn open(options: JournalOptions, saved: Option<String>, start_at: StartAt) -> Self {
         JournalSource {
             options,
@@ -235,11 +216,9 @@ impl JournalSource {
             cursor: saved,
             newest: None,
             refused: None,
-            first_start: None,
-            child: None,
-            failure: None,
-            next_start: Instant::now(),
-            backoff: FIRST_BACKOFF,
+            since: None,
+            last_shape: None,
+            run_deadline: RUN_DEADLINE,
             buf: Vec::new(),
         }
     }
@@ -255,10 +234,10 @@ impl JournalSource {
             .map(|us| SystemTime::UNIX_EPOCH + Duration::from_micros(us))
     }
 
-    /// The argv of the next child.
-    fn command(&self) -> Command {
+    /// The argv of the next run, and whether its entries only set the cursor (the first run
+    /// of `start_at: end`, which finds where the journal ends without counting it).
+    fn command(&self) -> (Command, bool) {
         let mut args: Vec<String> = vec![
-            "--follow".into(),
             "--output=json".into(),
             "--output-fields=SYSLOG_IDENTIFIER,MESSAGE".into(),
             "--no-pager".into(),
@@ -266,6 +245,7 @@ impl JournalSource {
         if let Some(dir) = &self.options.directory {
             args.push(format!("--directory={}", dir.display()));
         }
+        let mut only_cursor = false;
         if let Some(refused) = &self.refused {
             // The cursor's own time (`t=`, microseconds), just after it.
             args.push(match cursor_time(refused) {
@@ -274,73 +254,96 @@ impl JournalSource {
                     (us + 1) / 1_000_000,
                     (us + 1) % 1_000_000
                 ),
-                None => "--lines=0".into(),
+                None => {
+                    only_cursor = true;
+                    "--lines=1".into()
+                }
             });
         } else if let Some(cursor) = &self.cursor {
             args.push(format!("--after-cursor={cursor}"));
-        } else if let Some(started) = self.first_start {
-            // Restarted before any entry came: nothing was counted since the first start.
-            let secs = started
+        } else if let Some(since) = self.since {
+            let secs = since
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
             args.push(format!("--since=@{secs}"));
-        } else {
-            args.push(match self.start_at {
-                StartAt::End => "--lines=0".into(),
-                StartAt::Beginning => "--lines=all".into(),
-            });
+        } else if self.start_at == StartAt::End {
+            only_cursor = true;
+            args.push("--lines=1".into());
         }
         args.push("SYSLOG_FACILITY=2".into());
-        Command::new(&self.options.journalctl, args)
+        (Command::new(&self.options.journalctl, args), only_cursor)
     }
 
-    /// Reads what the child wrote so far, at most `max_bytes`, calling `each(identifier,
-    /// message)` for every complete entry that has both, in journal order. Starts the child
-    /// first when none runs and its back-off is over.
+    /// Runs journalctl once for what was logged after the last entry read, reading at most
+    /// `max_bytes` of it, and calls `each(identifier, message)` for every complete entry that
+    /// has both, in journal order. Blocks for at most [`RUN_DEADLINE`].
     pub fn read(&mut self, max_bytes: usize, mut each: impl FnMut(&str, &str)) -> Progress {
         let mut progress = Progress::default();
-        let now = Instant::now();
-        let silent = |c: &Running| now.duration_since(c.last_output) >= SILENT_RESTART;
-        if self.child.as_ref().is_some_and(silent) {
-            progress.events.push(Event::Silent);
-            self.child = None;
+        let (cmd, only_cursor) = self.command();
+        let shown = cmd.to_string();
+        // The options without their values: a new cursor each run is no news.
+        let shape: String = cmd
+            .args
+            .iter()
+            .map(|a| {
+                a.to_string_lossy()
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned()
+                    + " "
+            })
+            .collect();
+        if self.last_shape.as_deref() != Some(shape.as_str()) {
+            progress.started = Some(shown.clone());
+            self.last_shape = Some(shape);
         }
-        if self.child.is_none() && (now < self.next_start || !self.start(&mut progress)) {
-            progress.problem = self.failure.clone();
-            return progress;
-        }
+        let run_started = SystemTime::now();
+        let mut stream = match Stream::start(&cmd) {
+            Ok(stream) => stream,
+            Err(e) => {
+                progress.problem = Some(match e {
+                    ExecError::NotFound { command, program } => {
+                        JournalError::NotFound { command, program }
+                    }
+                    other => JournalError::Spawn {
+                        command: shown,
+                        why: crate::error_chain(&other),
+                    },
+                });
+                return progress;
+            }
+        };
         if self.buf.is_empty() {
             self.buf = vec![0; READ_CHUNK];
         }
+        let deadline = Instant::now() + self.run_deadline;
+        let mut splitter = LineSplitter::new(MAX_ENTRY);
         let mut budget = max_bytes;
-        let ended = loop {
-            let Some(child) = self.child.as_mut() else {
-                break false;
-            };
-            if budget == 0 {
-                progress.more = true;
-                break false;
-            }
+        let mut ended = false;
+        while budget > 0 {
             let want = budget.min(self.buf.len());
-            match child.stream.read(&mut self.buf[..want]) {
-                Ok(0) => break true,
-                Ok(n) => {
+            match stream.read_until(&mut self.buf[..want], deadline) {
+                Ok(Some(0)) => {
+                    ended = true;
+                    break;
+                }
+                Ok(Some(n)) => {
                     budget -= n;
                     progress.bytes += n as u64;
-                    child.last_output = Instant::now();
                     let (cursor, newest) = (&mut self.cursor, &mut self.newest);
-                    let delivered = &mut child.delivered;
-                    let result = child.splitter.pieces(&self.buf[..n], |_, piece| {
+                    let result = splitter.pieces(&self.buf[..n], |_, piece| {
                         match piece {
                             Piece::Line(line) => match entry(line) {
                                 Ok(e) => {
-                                    if let (Some(ident), Some(text)) = (&e.identifier, &e.message) {
+                                    if let (false, Some(ident), Some(text)) =
+                                        (only_cursor, &e.identifier, &e.message)
+                                    {
                                         each(ident, text);
                                         progress.lines += 1;
                                     }
                                     *newest = e.realtime.or(*newest);
                                     *cursor = Some(e.cursor.into_owned());
-                                    *delivered = true;
                                 }
                                 Err(_) => progress.not_entries += 1,
                             },
@@ -351,117 +354,67 @@ impl JournalSource {
                     });
                     result.unwrap_or_else(|never| match never {});
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(None) => {
+                    progress.problem = Some(JournalError::Timeout {
+                        command: shown,
+                        after: self.run_deadline,
+                    });
+                    return progress;
+                }
                 Err(e) => {
-                    let command = child.stream.command().to_owned();
-                    self.failed(JournalError::Read {
-                        command,
+                    progress.problem = Some(JournalError::Read {
+                        command: shown,
                         why: e.to_string(),
                     });
-                    break false;
+                    return progress;
                 }
             }
-        };
-        if self
-            .child
-            .as_ref()
-            .is_some_and(|c| c.delivered || c.started.elapsed() >= SETTLED)
-        {
-            self.refused = None;
-            self.backoff = FIRST_BACKOFF;
-            self.failure = None;
         }
-        if ended {
-            self.ended();
+        if !ended {
+            // The budget is spent: the rest is the next run's (dropping the stream stops this
+            // one).
+            progress.more = true;
+            return progress;
         }
-        if let Some(child) = self.child.as_mut() {
-            let stderr = child.stream.stderr();
-            if says_no_permission(&stderr) {
-                self.failure = Some(JournalError::NoPermission {
-                    command: child.stream.command().to_owned(),
-                    stderr,
-                });
-            }
+        if self.cursor.is_none() && self.since.is_none() {
+            // No mail entry in the journal yet: what comes from now on is new.
+            self.since = Some(run_started);
         }
-        progress.problem = self.failure.clone();
+        progress.problem = self.ended(&mut stream, shown);
         progress
     }
 
-    /// Starts a child; whether one runs.
-    fn start(&mut self, progress: &mut Progress) -> bool {
-        let cmd = self.command();
-        match Stream::start(&cmd) {
-            Ok(stream) => {
-                progress
-                    .events
-                    .push(Event::Started(stream.command().to_owned()));
-                self.first_start.get_or_insert_with(SystemTime::now);
-                self.child = Some(Running {
-                    stream,
-                    splitter: LineSplitter::new(MAX_ENTRY),
-                    started: Instant::now(),
-                    last_output: Instant::now(),
-                    delivered: false,
-                });
-                true
-            }
-            Err(e) => {
-                let error = match e {
-                    ExecError::NotFound { command, program } => {
-                        JournalError::NotFound { command, program }
-                    }
-                    other => JournalError::Spawn {
-                        command: cmd.to_string(),
-                        why: crate::error_chain(&other),
-                    },
-                };
-                self.failed(error);
-                false
-            }
-        }
-    }
-
-    /// The child closed its output: why it ended, and when to start the next.
-    fn ended(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let command = child.stream.command().to_owned();
+    /// A run read to its end: whether it went well, and what it said.
+    fn ended(&mut self, stream: &mut Stream, command: String) -> Option<JournalError> {
         // It closed stdout; its exit is a moment away.
-        let mut finished = child.stream.exited();
         let end = Instant::now() + Duration::from_secs(1);
+        let mut finished = stream.exited();
         while finished.is_none() && Instant::now() < end {
-            std::thread::sleep(Duration::from_millis(10));
-            finished = child.stream.exited();
+            std::thread::sleep(Duration::from_millis(5));
+            finished = stream.exited();
         }
         let stderr = finished
             .as_ref()
-            .map_or_else(|| child.stream.stderr(), |f| f.stderr.clone());
-        let error = if stderr.contains("cursor") && self.cursor.is_some() && self.refused.is_none()
-        {
+            .map_or_else(|| stream.stderr(), |f| f.stderr.clone());
+        let ok = finished.as_ref().is_some_and(|f| f.status.success());
+        if ok {
+            self.refused = None;
+            // journalctl still exits 0 when it may read no journal but the user's own.
+            return says_no_permission(&stderr)
+                .then_some(JournalError::NoPermission { command, stderr });
+        }
+        if stderr.contains("cursor") && self.cursor.is_some() {
             self.refused = self.cursor.take();
-            // Started again at once, at the cursor's time.
-            self.backoff = Duration::ZERO;
-            JournalError::CursorRefused { command, stderr }
-        } else if says_no_permission(&stderr) {
-            JournalError::NoPermission { command, stderr }
-        } else {
-            JournalError::Exited {
-                command,
-                status: finished
-                    .map_or_else(|| "still running".to_owned(), |f| f.describe_status()),
-                stderr,
-            }
-        };
-        self.failed(error);
-    }
-
-    fn failed(&mut self, error: JournalError) {
-        self.child = None;
-        self.failure = Some(error);
-        self.next_start = Instant::now() + self.backoff;
-        self.backoff = (self.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+            return Some(JournalError::CursorRefused { command, stderr });
+        }
+        if says_no_permission(&stderr) {
+            return Some(JournalError::NoPermission { command, stderr });
+        }
+        Some(JournalError::Exited {
+            command,
+            status: finished.map_or_else(|| "still running".to_owned(), |f| f.describe_status()),
+            stderr,
+        })
     }
 }
 
@@ -556,23 +509,106 @@ mod tests {
             directory: Some("/j".into()),
         };
         let mut s = JournalSource::open(options, None, StartAt::End);
-        let argv = s.command().to_string();
-        assert_eq!(argv, "/usr/bin/journalctl --follow --output=json --output-fields=SYSLOG_IDENTIFIER,MESSAGE --no-pager --directory=/j --lines=0 SYSLOG_FACILITY=2");
+        let (argv, only_cursor) = s.command();
+        assert_eq!(argv.to_string(), "/usr/bin/journalctl --output=json --output-fields=SYSLOG_IDENTIFIER,MESSAGE --no-pager --directory=/j --lines=1 SYSLOG_FACILITY=2");
+        assert!(only_cursor, "the first run of start_at: end counts nothing");
+        s.since = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(77));
+        assert!(s.command().0.to_string().contains(" --since=@77 "));
         s.cursor = Some("s=1;t=10".into());
         assert!(s
             .command()
+            .0
             .to_string()
             .contains(" --after-cursor=s=1;t=10 "));
         s.refused = Some("s=1;t=f4240".into()); // 1,000,000 us
+        let (argv, only_cursor) = s.command();
+        assert!(argv.to_string().contains(" --since=@1.000001 "), "{argv}");
+        assert!(!only_cursor);
+        let options = JournalOptions {
+            journalctl: "/usr/bin/journalctl".into(),
+            directory: None,
+        };
+        let (argv, only_cursor) = JournalSource::open(options, None, StartAt::Beginning).command();
+        assert_eq!(argv.to_string(), "/usr/bin/journalctl --output=json --output-fields=SYSLOG_IDENTIFIER,MESSAGE --no-pager SYSLOG_FACILITY=2");
+        assert!(!only_cursor);
+    }
+
+    /// A stand-in for journalctl (failures a real one does not produce on demand): a shell
+    /// script run with journalctl's arguments.
+    fn fake(dir: &Path, script: &str) -> JournalSource {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("journalctl");
+        std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let options = JournalOptions {
+            journalctl: path,
+            directory: None,
+        };
+        JournalSource::open(options, Some("s=1;t=f4240".into()), StartAt::End)
+    }
+
+    #[test]
+    fn a_hung_journalctl_is_stopped_at_the_deadline_and_what_it_gave_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let line =
+            r#"{"__CURSOR":"s=2;t=1e8480","SYSLOG_IDENTIFIER":"postfix/smtp","MESSAGE":"m"}"#;
+        let mut s = fake(dir.path(), &format!("echo '{line}'; exec sleep 100"));
+        s.run_deadline = Duration::from_millis(500);
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        let progress = s.read(1 << 20, |i, m| seen.push(format!("{i} {m}")));
         assert!(
-            s.command().to_string().contains(" --since=@1.000001 "),
-            "{}",
-            s.command()
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
         );
-        s.refused = None;
-        s.cursor = None;
-        s.first_start = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(77));
-        assert!(s.command().to_string().contains(" --since=@77 "));
+        assert_eq!(seen, ["postfix/smtp m"]);
+        assert_eq!(s.cursor(), Some("s=2;t=1e8480"));
+        assert!(
+            matches!(progress.problem, Some(JournalError::Timeout { .. })),
+            "{progress:?}"
+        );
+        assert!(progress
+            .started
+            .unwrap()
+            .contains("--after-cursor=s=1;t=f4240"));
+    }
+
+    #[test]
+    fn a_failing_journalctl_says_why_and_a_refused_cursor_moves_to_its_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = fake(
+            dir.path(),
+            "echo 'Failed to open files: Bad message' >&2; exit 1",
+        );
+        let p = s.read(1 << 20, |_, _| {});
+        let e = p.problem.unwrap().to_string();
+        assert!(
+            e.contains("failed (exit status 1): Failed to open files: Bad message"),
+            "{e}"
+        );
+        assert_eq!(s.cursor(), Some("s=1;t=f4240"), "kept for the next run");
+        let mut s = fake(
+            dir.path(),
+            "echo 'Failed to seek to cursor: Invalid argument' >&2; exit 1",
+        );
+        let p = s.read(1 << 20, |_, _| {});
+        assert!(
+            matches!(p.problem, Some(JournalError::CursorRefused { .. })),
+            "{p:?}"
+        );
+        assert!(s.command().0.to_string().contains(" --since=@1.000001 "));
+        let mut s = fake(dir.path(), "echo 'Hint: You are currently not seeing messages from other users and the system.' >&2");
+        let p = s.read(1 << 20, |_, _| {});
+        let e = p.problem.unwrap().to_string();
+        assert!(e.contains("usermod -a -G systemd-journal"), "{e}");
+        let mut s = fake(dir.path(), "exit 0");
+        s.options.journalctl = dir.path().join("nothing-here");
+        let p = s.read(1 << 20, |_, _| {});
+        assert!(
+            matches!(p.problem, Some(JournalError::NotFound { .. })),
+            "{p:?}"
+        );
     }
 
     #[test]
