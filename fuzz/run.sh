@@ -17,6 +17,11 @@ seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
 seed showq ../tests/fixtures/showq/*.bin
 seed log_line ../tests/fixtures/logs/*.log
+# One entry per input, as the parser gets them.
+mkdir -p corpus/journal_entry
+for f in ../tests/fixtures/journal/*.jsonl; do
+    [ -f "$f" ] && split -l 1 -a 4 "$f" "corpus/journal_entry/$(basename "$f")-"
+done
 seed host_output ../tests/fixtures/logs/*.log ../tests/fixtures/postqueue-p/*.txt
 seed config ../examples/*.yaml ../tests/config/valid/*.yaml ../tests/config/invalid/*.yaml
 mkdir -p logs
