@@ -214,6 +214,7 @@ journal_has "$t0" "--after-cursor=s=" || fail "the restarted service did not res
 send root@localhost nosuchuser@localhost
 expect_flow "sent/local 5 bounced/local 2 deferred/none 1"
 ok "systemctl restart resumed from the saved cursor: nothing lost, nothing counted twice"
+pid=$(main_pid)
 
 # --- 3. reload -------------------------------------------------------------------------------
 step "systemctl reload with a valid config"
