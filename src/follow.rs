@@ -90,18 +90,10 @@ pub async fn choose(config: &LogConfig, cancel: &exec::Cancel) -> (Chosen, Strin
         files.extend(config.path.iter().cloned());
     }
     files.push(PathBuf::from(MAIL_LOG));
-    let postconf = Command::new(&config.postconf, ["-h", "maillog_file"]);
-    let mut maillog = Vec::new();
-    if let Ok(done) = exec::run(&postconf, &limits(), |chunk| {
-        maillog.extend_from_slice(&chunk[..chunk.len().min(4096 - maillog.len().min(4096))]);
-        Ok::<(), ()>(())
-    })
-    .await
-    {
-        let value = String::from_utf8_lossy(&maillog).trim().to_owned();
-        if done.status.success() && value.starts_with('/') && !value.starts_with("/dev/") {
-            files.push(PathBuf::from(value));
-        }
+    // Empty by default (syslog), or /dev/stdout under a container's supervisor.
+    let maillog = postconf_value(&config.postconf, None, "maillog_file", &limits()).await;
+    if let Some(f) = maillog.filter(|f| f.starts_with('/') && !f.starts_with("/dev/")) {
+        files.push(PathBuf::from(f));
     }
     let names = files
         .iter()
@@ -171,6 +163,33 @@ async fn journal_has_postfix(config: &LogConfig, limits: &Limits) -> Result<bool
             done.stderr
         ))
     }
+}
+
+/// One Postfix parameter, expanded (`postconf [-c DIR] -xh NAME`); `None` when postconf fails.
+async fn postconf_value(
+    postconf: &Path,
+    config_directory: Option<&Path>,
+    name: &str,
+    limits: &Limits,
+) -> Option<String> {
+    let mut args: Vec<&std::ffi::OsStr> = Vec::new();
+    if let Some(dir) = config_directory {
+        args.extend([std::ffi::OsStr::new("-c"), dir.as_os_str()]);
+    }
+    args.extend([std::ffi::OsStr::new("-xh"), std::ffi::OsStr::new(name)]);
+    let cmd = Command::new(postconf, args);
+    let mut out = Vec::new();
+    let done = exec::run(&cmd, limits, |chunk| {
+        // A parameter's value fits in a few KiB; more is not one.
+        let room = 4096usize.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        Ok::<(), ()>(())
+    })
+    .await
+    .ok()?;
+    done.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out).trim().to_owned())
 }
 
 /// The running log task.
@@ -585,28 +604,11 @@ async fn syslog_names(
             cancel: cancel.clone(),
             live: Live::default(),
         };
-        let cmd = Command::new(
-            postconf,
-            [
-                "-c".as_ref(),
-                dir.as_os_str(),
-                "-xh".as_ref(),
-                "syslog_name".as_ref(),
-            ],
-        );
-        let mut out = Vec::new();
-        let Ok(done) = exec::run(&cmd, &limits, |chunk| {
-            let room = 256usize.saturating_sub(out.len());
-            out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            Ok::<(), ()>(())
-        })
-        .await
-        else {
+        let Some(name) = postconf_value(postconf, Some(dir), "syslog_name", &limits).await else {
             continue;
         };
-        let name = String::from_utf8_lossy(&out).trim().to_owned();
         let name = line::first_component(&name);
-        if done.status.success() && !name.is_empty() && !known.iter().any(|(n, _)| n == name) {
+        if !name.is_empty() && !known.iter().any(|(n, _)| n == name) {
             known.push((name.to_owned(), tag.clone()));
         }
     }

@@ -1,5 +1,5 @@
 //! Reads the Postfix parameters the methods need (`mail_version`, `queue_directory`,
-//! `showq_service_name`, and `maillog_file` for the log wing) with one `postconf -c <config_directory>` run, kept for an hour (and
+//! `showq_service_name`) with one `postconf -c <config_directory>` run, kept for an hour (and
 //! until a reload makes a new one), so that a Postfix upgrade or move shows up without a
 //! restart and a collection rarely forks for it.
 
@@ -12,12 +12,7 @@ use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::lines::{LineSplitter, LineTooLong};
 
 const TTL: Duration = Duration::from_secs(3600);
-const NAMES: [&str; 4] = [
-    "mail_version",
-    "queue_directory",
-    "showq_service_name",
-    "maillog_file",
-];
+const NAMES: [&str; 3] = ["mail_version", "queue_directory", "showq_service_name"];
 
 /// The parameters of one Postfix instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +22,6 @@ pub struct Params {
     pub version: (u32, u32),
     pub queue_directory: PathBuf,
     pub showq_service_name: String,
-    /// Postfix's own log file (Postfix 3.4 and later, when set to a file): where the log
-    /// wing looks after /var/log/mail.log.
-    pub maillog_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,10 +143,6 @@ pub fn parse(command: &str, found: &[(String, String)]) -> Result<Params, Error>
         version,
         queue_directory: queue_directory.into(),
         showq_service_name: service.unwrap_or("showq").to_owned(),
-        // Empty (the default: syslog), or /dev/stdout under a container's supervisor.
-        maillog_file: get("maillog_file")
-            .filter(|f| f.starts_with('/') && !f.starts_with("/dev/"))
-            .map(PathBuf::from),
     })
 }
 
