@@ -484,6 +484,45 @@ mod tests {
     }
 
     #[test]
+    fn debian_12_journald_captured_counts_like_the_log_file() {
+        // tests/systemd/capture-journal.sh: what journald kept of Postfix 3.7.11 in a booted
+        // Debian 12, for 2 messages to root, 1 to an unknown user (bounced, its notice to
+        // root) and 1 to a closed port (deferred).
+        let text = include_str!("../../../tests/fixtures/journal/postfix-3.7.11.jsonl");
+        let mut counters = crate::log::counters::Counters::new();
+        for line in text.lines() {
+            let e = entry(line.as_bytes()).unwrap();
+            assert!(e.cursor.starts_with("s="), "{line}");
+            let (ident, message) = (e.identifier.unwrap(), e.message.unwrap());
+            let l = crate::log::line::from_parts(&ident, &message).unwrap();
+            counters.count(&l, "/etc/postfix");
+        }
+        let flush = counters.flush();
+        assert_eq!(flush.lines, 27);
+        let by: Vec<(&str, &str, u8, &str, u64)> = flush
+            .deliveries
+            .iter()
+            .map(|(k, f)| {
+                (
+                    k.status,
+                    k.service.as_str(),
+                    k.dsn_class,
+                    k.relay,
+                    f.recipients,
+                )
+            })
+            .collect();
+        assert_eq!(
+            by,
+            [
+                ("bounced", "local", 5, "local", 1),
+                ("deferred", "smtp", 4, "none", 1),
+                ("sent", "local", 2, "local", 3),
+            ]
+        );
+    }
+
+    #[test]
     fn byte_arrays_nulls_and_repeated_fields() {
         // "ok\xff" as journalctl shows a value that is not UTF-8.
         let e = entry(
