@@ -15,7 +15,7 @@
 //! postfix-script, postsuper, postqueue) now and then.
 //!
 //! `parse` runs the file through what the daemon's log task runs on a backlog (`follow.rs`):
-//! `FileSource::read` 64 KiB at a time, each line through `String::from_utf8_lossy`,
+//! `FileSource::read` 64 KiB at a time, each line through `str::from_utf8` (lossy if not),
 //! `line::parse` and `Counters::count`, and every `FLUSH_BYTES` a flush: the counters' figures,
 //! the DogStatsD lines, a send to a loopback UDP port nobody listens on, and the position
 //! saved. It reports lines/s and MB/s on one core and the process's peak RSS.
@@ -119,7 +119,10 @@ fn parse(file: &Path) {
         let at_end = loop {
             let progress = source
                 .read(READ_BYTES, |raw| {
-                    let text = String::from_utf8_lossy(raw);
+                    let text = match std::str::from_utf8(raw) {
+                        Ok(text) => std::borrow::Cow::Borrowed(text),
+                        Err(_) => String::from_utf8_lossy(raw),
+                    };
                     if let Ok(l) = line::parse(&text) {
                         let instance = instance_of(&mut instances, l.syslog_name);
                         counters.count(&l, &instance);
