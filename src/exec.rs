@@ -155,6 +155,39 @@ pub enum Failure<E> {
     Output(E),
 }
 
+/// `cmd` as every child starts: argv, a cleared environment but for PATH and LC_ALL, stdin
+/// from /dev/null, stdout and stderr piped, a process group of its own.
+fn prepared(cmd: &Command) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    #[allow(clippy::disallowed_methods)] // this is the one place
+    let mut command = std::process::Command::new(&cmd.program);
+    command
+        .args(&cmd.args)
+        .env_clear()
+        .env("PATH", CHILD_PATH)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    command
+}
+
+/// Why `cmd` could not be started: a missing program is named with the fix.
+fn spawn_error(cmd: &Command, source: io::Error) -> ExecError {
+    if source.kind() == io::ErrorKind::NotFound {
+        ExecError::NotFound {
+            command: cmd.to_string(),
+            program: cmd.program.display().to_string(),
+        }
+    } else {
+        ExecError::Spawn {
+            command: cmd.to_string(),
+            source,
+        }
+    }
+}
+
 /// Runs `cmd` until it exits, `deadline` passes or `cancel` turns true, feeding its stdout to
 /// `on_stdout` chunk by chunk. On timeout or cancel the whole process group gets SIGTERM, then
 /// SIGKILL after a grace period, and is reaped before this returns.
@@ -165,31 +198,11 @@ pub async fn run<E>(
 ) -> Result<Finished, Failure<E>> {
     let deadline = limits.deadline;
     let shown = cmd.to_string();
-    #[allow(clippy::disallowed_methods)] // this is the one place
-    let mut command = tokio::process::Command::new(&cmd.program);
-    command
-        .args(&cmd.args)
-        .env_clear()
-        .env("PATH", CHILD_PATH)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    let mut child = command.spawn().map_err(|source| {
-        Failure::Exec(if source.kind() == io::ErrorKind::NotFound {
-            ExecError::NotFound {
-                command: shown.clone(),
-                program: cmd.program.display().to_string(),
-            }
-        } else {
-            ExecError::Spawn {
-                command: shown.clone(),
-                source,
-            }
-        })
-    })?;
+    let mut command = tokio::process::Command::from(prepared(cmd));
+    command.kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .map_err(|source| Failure::Exec(spawn_error(cmd, source)))?;
     // The group ID is the child's PID (process_group(0)); the guard kills the group if this
     // future is dropped half-way, e.g. by the scheduler's last-resort timeout.
     let guard = GroupGuard(child.id());
@@ -362,32 +375,10 @@ pub struct Stream {
 impl Stream {
     /// Starts `cmd` with its stdout and stderr in non-blocking pipes.
     pub fn start(cmd: &Command) -> Result<Stream, ExecError> {
-        use std::os::unix::process::CommandExt;
         let shown = cmd.to_string();
-        #[allow(clippy::disallowed_methods)] // this is the one place
-        let mut command = std::process::Command::new(&cmd.program);
-        command
-            .args(&cmd.args)
-            .env_clear()
-            .env("PATH", CHILD_PATH)
-            .env("LC_ALL", "C")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let mut child = command.spawn().map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                ExecError::NotFound {
-                    command: shown.clone(),
-                    program: cmd.program.display().to_string(),
-                }
-            } else {
-                ExecError::Spawn {
-                    command: shown.clone(),
-                    source,
-                }
-            }
-        })?;
+        let mut child = prepared(cmd)
+            .spawn()
+            .map_err(|source| spawn_error(cmd, source))?;
         let pipes = (child.stdout.take(), child.stderr.take());
         let (Some(out), Some(err)) = pipes else {
             unreachable!("both are piped")
