@@ -5,5 +5,7 @@
 
 pub mod counters;
 pub mod delivery;
+pub mod fields;
 pub mod line;
+pub mod smtpd;
 pub mod source;
