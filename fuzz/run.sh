@@ -17,6 +17,7 @@ seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
 seed showq ../tests/fixtures/showq/*.bin
 seed log_line ../tests/fixtures/logs/*.log
+seed log_families ../tests/fixtures/logs/*.log
 # One entry per input, as the parser gets them.
 mkdir -p corpus/journal_entry
 for f in ../tests/fixtures/journal/*.jsonl; do

@@ -173,7 +173,7 @@ fn parse_status(rest: &str) -> Option<Event> {
 
 /// `<address>` at the start of `s` into the address and the rest. A local part that starts
 /// with `"` is a quoted string: it ends at the next unescaped `"`, whatever it holds.
-fn split_address(s: &str) -> Option<(&str, &str)> {
+pub fn split_address(s: &str) -> Option<(&str, &str)> {
     let body = s.strip_prefix('<')?;
     let mut start_of_rest = 0;
     if body.starts_with('"') {
@@ -196,7 +196,19 @@ fn split_address(s: &str) -> Option<(&str, &str)> {
     Some((&body[..close], &body[close + 1..]))
 }
 
-fn parse_delays(value: &str) -> Option<[f64; 4]> {
+/// The four stages of `delays=a/b/c/d`, in order, as tag values: before the queue manager
+/// (arrival to the last entry into the active queue), in it, connection setup (DNS, HELO,
+/// TLS), transmission (postconf(5) `delay_logging_resolution_limit`).
+pub const DELAY_STAGES: [&str; 4] = [
+    "before_queue_manager",
+    "in_queue_manager",
+    "connection_setup",
+    "transmission",
+];
+
+/// `delays=` without its key (`0.02/0.03/0/0`) into its four stages, in the order of
+/// [`DELAY_STAGES`]; `None` unless it is four finite, non-negative numbers.
+pub fn parse_delays(value: &str) -> Option<[f64; 4]> {
     let mut out = [0.0; 4];
     let mut parts = value.split('/');
     for slot in &mut out {
@@ -315,5 +327,38 @@ mod tests {
         assert_eq!(parse("ABCDEF1234: to=<\"unterminated@b>, relay=none"), None);
         let d = delivery("ABCDEF1234: to=<a@b>, relay=none, delay=1, delays=0/0/0/1, dsn=4.0.0, status=SOFTBOUNCE (x)");
         assert_eq!(d.status.tag(), "softbounce");
+    }
+
+    #[test]
+    fn delays_by_stage() {
+        // SPEC 7.2 "Log:" (Postfix 3.7.11): `delays=0.02/0.03/0/0`.
+        assert_eq!(parse_delays("0.02/0.03/0/0"), Some([0.02, 0.03, 0.0, 0.0]));
+        // https://github.com/whyscream/postfix-grok-patterns/tree/master/test/delays_0001.yaml
+        let d = parse_delays("0.2/0.02/0.04/3.3").unwrap();
+        let stages: Vec<_> = DELAY_STAGES.iter().copied().zip(d).collect();
+        assert_eq!(
+            stages,
+            [
+                ("before_queue_manager", 0.2),
+                ("in_queue_manager", 0.02),
+                ("connection_setup", 0.04),
+                ("transmission", 3.3)
+            ]
+        );
+        // Hsn723/postfix_exporter's test line (a message 2017 s in the queue manager):
+        // https://github.com/Hsn723/postfix_exporter/blob/master/exporter/postfix_exporter_test.go
+        let d = delivery("5270320179: to=<hebj@telia.com>, relay=mail.telia.com[81.236.60.210]:25, delay=2017, delays=0.1/2017/0.03/0.05, dsn=2.0.0, status=sent (250 2.0.0 6FVIjIMwUJwU66FVIjAEB0 mail accepted for delivery)");
+        assert_eq!(d.delays, Some([0.1, 2017.0, 0.03, 0.05]));
+        for bad in [
+            "",
+            "1/2/3",
+            "1/2/3/4/5",
+            "1/-2/3/4",
+            "1/x/3/4",
+            "1/inf/3/4",
+            "1/NaN/3/4",
+        ] {
+            assert_eq!(parse_delays(bad), None, "{bad}");
+        }
     }
 }
