@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::collect::Collection;
 use crate::config::Instance;
-use crate::log::counters::Flush;
+use crate::log::counters::{Count, Flush};
+use crate::log::delivery::DELAY_STAGES;
 use crate::queue;
 use crate::reason::Reason;
 
@@ -30,13 +31,26 @@ pub const CAN_COLLECT: &str = "postfix.can_collect";
 pub const DELIVERY_RECIPIENTS: &str = "postfix.delivery.recipients";
 pub const DELIVERY_DELAY: &str = "postfix.delivery.delay";
 pub const MESSAGES_EXPIRED: &str = "postfix.messages.expired";
+pub const DELIVERY_DELAY_STAGE: &str = "postfix.delivery.delay_stage";
+pub const MESSAGES_RECEIVED: &str = "postfix.messages.received";
+pub const MESSAGES_SIZE: &str = "postfix.messages.size";
+pub const SMTPD_CONNECTIONS: &str = "postfix.smtpd.connections";
+pub const SMTPD_LOST_CONNECTIONS: &str = "postfix.smtpd.lost_connections";
+pub const SMTPD_TIMEOUTS: &str = "postfix.smtpd.timeouts";
+pub const SMTPD_REJECTS: &str = "postfix.smtpd.rejects";
+pub const SMTPD_AUTH_FAILURES: &str = "postfix.smtpd.auth_failures";
+pub const CLEANUP_ACTIONS: &str = "postfix.cleanup.actions";
+pub const BOUNCE_NOTIFICATIONS: &str = "postfix.bounce.notifications";
+pub const TLS_CONNECTIONS: &str = "postfix.tls.connections";
+pub const POSTSCREEN_EVENTS: &str = "postfix.postscreen.events";
+pub const LOG_WARNINGS: &str = "postfix.log.warnings";
 pub const LOG_LINES: &str = "postfix.log.lines";
 pub const LOG_UNPARSED: &str = "postfix.log.unparsed";
 pub const LOG_LAG: &str = "postfix.log.lag";
 pub const CAN_READ_LOG: &str = "postfix.log.can_read";
 
 /// Every metric and service check name we send (the dashboard test checks against this).
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 32] = [
     QUEUE_SIZE,
     QUEUE_BYTES,
     QUEUE_RECIPIENTS,
@@ -52,6 +66,19 @@ pub const ALL: [&str; 19] = [
     DELIVERY_RECIPIENTS,
     DELIVERY_DELAY,
     MESSAGES_EXPIRED,
+    DELIVERY_DELAY_STAGE,
+    MESSAGES_RECEIVED,
+    MESSAGES_SIZE,
+    SMTPD_CONNECTIONS,
+    SMTPD_LOST_CONNECTIONS,
+    SMTPD_TIMEOUTS,
+    SMTPD_REJECTS,
+    SMTPD_AUTH_FAILURES,
+    CLEANUP_ACTIONS,
+    BOUNCE_NOTIFICATIONS,
+    TLS_CONNECTIONS,
+    POSTSCREEN_EVENTS,
+    LOG_WARNINGS,
     LOG_LINES,
     LOG_UNPARSED,
     LOG_LAG,
@@ -279,8 +306,10 @@ pub struct LogState {
 }
 
 /// Turns one flush of the log wing into what is sent. Tags: `log.tags`, then the series' own
-/// (`status:`, `service:`, `dsn_class:`, `relay:`, `instance:`), then the global tags; of
-/// `env:`, `service:` and `version:` only the first is kept, as for the queue metrics.
+/// (the delivery family's `status:`, `service:`, `dsn_class:`, `relay:`, then `stage:` for
+/// `delay_stage`; each other family's in the order `count_tags` writes them), then
+/// `instance:`, then the global tags; of `env:`, `service:` and `version:` only the first is
+/// kept, as for the queue metrics.
 pub fn log_report(
     flush: &Flush,
     state: &LogState,
@@ -295,7 +324,7 @@ pub fn log_report(
         tags
     };
     let mut samples = Vec::new();
-    let mut delays = Vec::new();
+    let (mut delays, mut stage_delays) = (Vec::new(), Vec::new());
     for (key, figures) in &flush.deliveries {
         let own = tags(&[
             format!("status:{}", key.status),
@@ -310,17 +339,36 @@ pub fn log_report(
             kind: Kind::Count,
             tags: own.clone(),
         });
+        let rate = figures.delay_rate;
         // One line per value: every Agent takes it (the `name:v1:v2|d` form needs 6.25/7.25).
         delays.extend(figures.delays.iter().map(|&d| Sample {
             name: DELIVERY_DELAY,
             value: Value::Float(d),
-            kind: Kind::Distribution {
-                rate: figures.delay_rate,
-            },
+            kind: Kind::Distribution { rate },
             tags: own.clone(),
         }));
+        if figures.stages.is_empty() {
+            continue;
+        }
+        for (i, stage) in DELAY_STAGES.iter().enumerate() {
+            let staged = tags(&[
+                format!("status:{}", key.status),
+                format!("service:{}", key.service),
+                format!("dsn_class:{}", key.dsn_class),
+                format!("relay:{}", key.relay),
+                format!("stage:{stage}"),
+                format!("instance:{}", key.instance),
+            ]);
+            stage_delays.extend(figures.stages.iter().map(|s| Sample {
+                name: DELIVERY_DELAY_STAGE,
+                value: Value::Float(s[i]),
+                kind: Kind::Distribution { rate },
+                tags: staged.clone(),
+            }));
+        }
     }
     samples.extend(delays);
+    samples.extend(stage_delays);
     for (instance, n) in &flush.expired {
         samples.push(Sample {
             name: MESSAGES_EXPIRED,
@@ -328,6 +376,25 @@ pub fn log_report(
             kind: Kind::Count,
             tags: tags(&[format!("instance:{instance}")]),
         });
+    }
+    for (count, instance, n) in &flush.counts {
+        let (name, mut own) = count_tags(count);
+        own.push(format!("instance:{instance}"));
+        samples.push(Sample {
+            name,
+            value: Value::Int(*n),
+            kind: Kind::Count,
+            tags: tags(&own),
+        });
+    }
+    for sizes in &flush.sizes {
+        let own = tags(&[format!("instance:{}", sizes.instance)]);
+        samples.extend(sizes.bytes.iter().map(|&b| Sample {
+            name: MESSAGES_SIZE,
+            value: Value::Int(b),
+            kind: Kind::Distribution { rate: sizes.rate },
+            tags: own.clone(),
+        }));
     }
     let plain = tags(&[]);
     samples.push(Sample {
@@ -361,6 +428,57 @@ pub fn log_report(
         message: state.problem.clone(),
     };
     Report { samples, check }
+}
+
+/// The metric of one of the log wing's other counts and its own tags, in order (without
+/// `instance:`, which follows them).
+fn count_tags(count: &Count) -> (&'static str, Vec<String>) {
+    match count {
+        Count::Received { source } => (MESSAGES_RECEIVED, vec![format!("source:{source}")]),
+        Count::Connections => (SMTPD_CONNECTIONS, Vec::new()),
+        Count::LostConnections { why, after } => (
+            SMTPD_LOST_CONNECTIONS,
+            vec![format!("after:{after}"), format!("why:{why}")],
+        ),
+        Count::Timeouts { after } => (SMTPD_TIMEOUTS, vec![format!("after:{after}")]),
+        Count::Rejects {
+            stage,
+            code,
+            reason,
+            action,
+        } => {
+            let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+            (
+                SMTPD_REJECTS,
+                vec![
+                    format!("stage:{stage}"),
+                    format!("code:{code}"),
+                    format!("reason:{reason}"),
+                    format!("action:{action}"),
+                ],
+            )
+        }
+        Count::AuthFailures { method } => (SMTPD_AUTH_FAILURES, vec![format!("method:{method}")]),
+        Count::CleanupActions { action } => (CLEANUP_ACTIONS, vec![format!("action:{action}")]),
+        Count::Notifications { kind } => (BOUNCE_NOTIFICATIONS, vec![format!("kind:{kind}")]),
+        Count::Tls {
+            direction,
+            trust,
+            protocol,
+        } => (
+            TLS_CONNECTIONS,
+            vec![
+                format!("direction:{direction}"),
+                format!("trust:{trust}"),
+                format!("protocol:{protocol}"),
+            ],
+        ),
+        Count::Postscreen { action } => (POSTSCREEN_EVENTS, vec![format!("action:{action}")]),
+        Count::Warnings { severity, service } => (
+            LOG_WARNINGS,
+            vec![format!("severity:{severity}"), format!("service:{service}")],
+        ),
+    }
 }
 
 /// Keeps the first of each of Datadog's unified service tags (`env:`, `service:`,
