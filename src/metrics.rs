@@ -539,3 +539,144 @@ impl Tagger<'_> {
 
 /// Datadog's unified service tags: one value each per series.
 const UNIFIED: [&str; 3] = ["env", "service", "version"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dogstatsd::report_lines;
+    use crate::log::counters::Counters;
+    use crate::log::line;
+
+    /// The DogStatsD lines of one flush of `lines` (`ident|text`), those of `names` only.
+    fn sent(lines: &[(&str, &str)], names: &[&str]) -> Vec<String> {
+        let mut c = Counters::new();
+        for (ident, text) in lines {
+            let l = line::from_parts(ident, text).unwrap();
+            c.count(&l, &line::instance_tag(l.syslog_name));
+        }
+        let report = log_report(
+            &c.flush(),
+            &LogState::default(),
+            &["wing:log".to_owned()],
+            &["dc:test".to_owned()],
+        );
+        report_lines(&report)
+            .into_iter()
+            .filter(|l| names.iter().any(|n| l.starts_with(&format!("{n}:"))))
+            .collect()
+    }
+
+    /// The real journal capture (Postfix 3.7.11): four messages from pickup, one bounce
+    /// notification (not received: Postfix's own), each size once although 90181DE6A4's
+    /// `from=` line is the only one of its kind here, and the stages of each status line.
+    #[test]
+    fn the_journal_capture_sends_received_sizes_notifications_and_stages() {
+        let capture = include_str!("../tests/fixtures/journal/postfix-3.7.11.jsonl");
+        let entries: Vec<_> = capture
+            .lines()
+            .map(|l| crate::log::source::journal::entry(l.as_bytes()).unwrap())
+            .collect();
+        let lines: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.identifier.as_deref().unwrap(),
+                    e.message.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        let got = sent(
+            &lines,
+            &[
+                MESSAGES_RECEIVED,
+                MESSAGES_SIZE,
+                BOUNCE_NOTIFICATIONS,
+                SMTPD_CONNECTIONS,
+                LOG_WARNINGS,
+            ],
+        );
+        let want = [
+            "postfix.messages.received:4|c|#wing:log,source:pickup,instance:/etc/postfix,dc:test",
+            "postfix.smtpd.connections:0|c|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.bounce.notifications:1|c|#wing:log,kind:non-delivery,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:2193|d|#wing:log,instance:/etc/postfix,dc:test",
+        ];
+        assert_eq!(got, want);
+        let stages = sent(&lines, &[DELIVERY_DELAY_STAGE]);
+        let bounced: Vec<_> = stages
+            .iter()
+            .filter(|l| l.contains("status:bounced"))
+            .collect();
+        // `delays=0.01/0.02/0/0.02`.
+        assert_eq!(bounced, [
+            "postfix.delivery.delay_stage:0.01|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:before_queue_manager,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0.02|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:in_queue_manager,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:connection_setup,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0.02|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:transmission,instance:/etc/postfix,dc:test",
+        ]);
+        // Five status lines, four stages each.
+        assert_eq!(stages.len(), 5 * 4);
+    }
+
+    /// One public or SPEC line per family, and the exact line each sends. Sources: SPEC 7.2
+    /// "Log:" lines (Postfix 3.7.11) and whyscream/postfix-grok-patterns' test suite, as in the
+    /// parsers' tests.
+    #[test]
+    fn each_family_sends_its_metric() {
+        let lines = [
+            ("postfix/smtpd", "connect from 061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/smtpd", "disconnect from 061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/smtpd", "lost connection after STARTTLS from unknown[72.13.58.7]"),
+            ("postfix/smtpd", "timeout after CONNECT from unknown[177.227.18.3]"),
+            ("postfix/smtpd", "NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nosuchuser@localhost>: Recipient address rejected: User unknown in local recipient table; from=<a@example.net> to=<nosuchuser@localhost> proto=ESMTP helo=<client.example>"),
+            ("postfix/submission/smtpd", "warning: laptop.local[192.168.1.2]: SASL PLAIN authentication failed: generic failure"),
+            ("postfix/smtpd", "4104E3D: client=061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/submission/smtpd", "EB4B2C19E2: client=xxx[1.2.3.4], sasl_method=PLAIN, sasl_username=user@domain"),
+            ("postfix/smtpd", "5C7E6B82D9: client=localhost[127.0.0.1], orig_queue_id=29A27B82EB, orig_client=mx.example.com[192.0.2.9]"),
+            ("postfix/cleanup", "4104E3D: milter-reject: END-OF-MESSAGE from 061238241086.static.ctinets.com[61.238.241.86]: 5.7.1 Blocked by SpamAssassin; from=<wumt5@cchfdc.com> to=<voorzitter@example.com> proto=ESMTP helo=<ecsolved.com>"),
+            ("postfix/bounce", "264FE1A18: sender delay notification: 0A87A1A08"),
+            ("postfix/smtp", "Verified TLS connection established to gmail-smtp-in.l.google.com[108.177.14.26]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256"),
+            ("postfix/postscreen", "PASS NEW [2607:f8b0:4003:c01::23a]:36051"),
+            ("postfix/postqueue", "fatal: User pfdtest(999) is not allowed to submit mail"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, size=316, nrcpt=1 (queue active)"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, size=316, nrcpt=1 (queue active)"),
+        ];
+        let names = [
+            MESSAGES_RECEIVED,
+            MESSAGES_SIZE,
+            SMTPD_CONNECTIONS,
+            SMTPD_LOST_CONNECTIONS,
+            SMTPD_TIMEOUTS,
+            SMTPD_REJECTS,
+            SMTPD_AUTH_FAILURES,
+            CLEANUP_ACTIONS,
+            BOUNCE_NOTIFICATIONS,
+            TLS_CONNECTIONS,
+            POSTSCREEN_EVENTS,
+            LOG_WARNINGS,
+        ];
+        let got = sent(&lines, &names);
+        let t = "instance:/etc/postfix,dc:test";
+        let want = [
+            format!("postfix.messages.received:1|c|#wing:log,source:reinjected,{t}"),
+            format!("postfix.messages.received:1|c|#wing:log,source:smtpd,{t}"),
+            format!("postfix.messages.received:1|c|#wing:log,source:submission,{t}"),
+            format!("postfix.smtpd.connections:1|c|#wing:log,{t}"),
+            format!("postfix.smtpd.lost_connections:1|c|#wing:log,after:starttls,why:lost_connection,{t}"),
+            format!("postfix.smtpd.timeouts:1|c|#wing:log,after:connect,{t}"),
+            format!("postfix.smtpd.rejects:1|c|#wing:log,stage:rcpt,code:550,reason:unknown_recipient,action:reject,{t}"),
+            format!("postfix.smtpd.auth_failures:1|c|#wing:log,method:PLAIN,{t}"),
+            format!("postfix.cleanup.actions:1|c|#wing:log,action:milter-reject,{t}"),
+            format!("postfix.bounce.notifications:1|c|#wing:log,kind:delay,{t}"),
+            format!("postfix.tls.connections:1|c|#wing:log,direction:out,trust:verified,protocol:TLSv1.3,{t}"),
+            format!("postfix.postscreen.events:1|c|#wing:log,action:pass_new,{t}"),
+            format!("postfix.log.warnings:1|c|#wing:log,severity:fatal,service:postqueue,{t}"),
+            format!("postfix.messages.size:316|d|#wing:log,{t}"),
+        ];
+        assert_eq!(got, want);
+    }
+}
