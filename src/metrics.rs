@@ -362,7 +362,9 @@ pub fn log_report(
             stage_delays.extend(figures.stages.iter().map(|s| Sample {
                 name: DELIVERY_DELAY_STAGE,
                 value: Value::Float(s[i]),
-                kind: Kind::Distribution { rate },
+                kind: Kind::Distribution {
+                    rate: figures.stage_rate,
+                },
                 tags: staged.clone(),
             }));
         }

@@ -37,6 +37,11 @@ pub const MAX_SERVICES: usize = 64;
 /// Values kept per distribution series between two flushes; past it, a uniform sample of that
 /// size.
 pub const MAX_DELAYS: usize = 1000;
+/// `delays=a/b/c/d` values kept per delivery series per flush, each line four values: a
+/// smaller sample than `delay=`'s, so that a busy flush stays a burst the Agent's socket takes
+/// (1,000 lines with all four stages made 5,000 DogStatsD lines per series, and a test's
+/// receiver dropped the end of it).
+pub const MAX_STAGE_DELAYS: usize = 200;
 /// Distinct delivery series kept (statuses x services x dsn classes x relays x instances).
 pub const MAX_SERIES: usize = 2000;
 /// Distinct series of the other counts kept (each family's tags x instances).
@@ -76,12 +81,14 @@ pub struct DeliveryFigures {
     pub recipients: u64,
     /// `delay=` values, at most `MAX_DELAYS`.
     pub delays: Vec<f64>,
-    /// `delays=a/b/c/d` of the same sampled lines (those that had it), in the order of
-    /// `delivery::DELAY_STAGES`, at the same rate.
+    /// `delays=a/b/c/d` of a sample of the lines that had it (at most `MAX_STAGE_DELAYS`), in
+    /// the order of `delivery::DELAY_STAGES`.
     pub stages: Vec<[f64; 4]>,
     /// The share of this series' delays that `delays` holds (1.0 when it holds them all): the
     /// DogStatsD sample rate, so that Datadog counts what was left out.
     pub delay_rate: f64,
+    /// The same for `stages`.
+    pub stage_rate: f64,
 }
 
 /// A counted series' own tags, besides `instance:`. Names (`source:`, `service:`) are indices
@@ -165,11 +172,23 @@ pub struct Counters {
     rng: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Series {
     recipients: u64,
-    /// `delay=` and `delays=` of the sampled lines.
-    delays: Reservoir<(f64, Option<[f64; 4]>)>,
+    /// `delay=` of the sampled lines.
+    delays: Reservoir<f64>,
+    /// `delays=a/b/c/d` of another, smaller sample of the same lines.
+    stages: Reservoir<[f64; 4]>,
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Series {
+            recipients: 0,
+            delays: Reservoir::default(),
+            stages: Reservoir::with_cap(MAX_STAGE_DELAYS),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -182,27 +201,33 @@ struct InstanceState {
 }
 
 /// A uniform sample of at most `MAX_DELAYS` values (reservoir sampling: each value of the
-/// flush is kept with the same odds).
+/// flush is kept with the same odds), or of `cap` when one is given.
 #[derive(Debug)]
 struct Reservoir<T> {
     kept: Vec<T>,
     /// Values offered this flush, kept or not.
     seen: u64,
+    cap: usize,
 }
 
 impl<T> Default for Reservoir<T> {
     fn default() -> Self {
-        Reservoir {
-            kept: Vec::new(),
-            seen: 0,
-        }
+        Reservoir::with_cap(MAX_DELAYS)
     }
 }
 
 impl<T> Reservoir<T> {
+    fn with_cap(cap: usize) -> Self {
+        Reservoir {
+            kept: Vec::new(),
+            seen: 0,
+            cap,
+        }
+    }
+
     fn add(&mut self, value: T, random: u64) {
         self.seen += 1;
-        if self.kept.len() < MAX_DELAYS {
+        if self.kept.len() < self.cap {
             self.kept.push(value);
         } else if let Some(kept) = self.kept.get_mut((random % self.seen) as usize) {
             *kept = value;
@@ -461,7 +486,13 @@ impl Counters {
             let rng = self.next_random();
             let series = self.deliveries.entry(key.clone()).or_default();
             series.recipients += 1;
-            series.delays.add((d.delay, d.delays), rng);
+            series.delays.add(d.delay, rng);
+            if let Some(stages) = d.delays {
+                // Another draw: the two samples are independent.
+                let rng = self.next_random();
+                let series = self.deliveries.entry(key.clone()).or_default();
+                series.stages.add(stages, rng);
+            }
         }
         Some(())
     }
@@ -493,12 +524,14 @@ impl Counters {
             .deliveries
             .iter_mut()
             .map(|(key, s)| {
-                let (sampled, delay_rate) = s.delays.take();
+                let (delays, delay_rate) = s.delays.take();
+                let (stages, stage_rate) = s.stages.take();
                 let figures = DeliveryFigures {
                     recipients: std::mem::take(&mut s.recipients),
-                    delays: sampled.iter().map(|(d, _)| *d).collect(),
-                    stages: sampled.iter().filter_map(|(_, s)| *s).collect(),
+                    delays,
+                    stages,
                     delay_rate,
+                    stage_rate,
                 };
                 (key.clone(), figures)
             })
@@ -749,6 +782,10 @@ mod tests {
         assert_eq!(d.recipients, (MAX_DELAYS * 3) as u64);
         assert_eq!(d.delays.len(), MAX_DELAYS);
         assert!((d.delay_rate - 1.0 / 3.0).abs() < 1e-9, "{}", d.delay_rate);
+        // Stages: a smaller sample of their own, with its own rate.
+        assert_eq!(d.stages.len(), MAX_STAGE_DELAYS);
+        let want = MAX_STAGE_DELAYS as f64 / (MAX_DELAYS * 3) as f64;
+        assert!((d.stage_rate - want).abs() < 1e-9, "{}", d.stage_rate);
         // Services past the cap are `other`.
         let mut c = Counters::new();
         for i in 0..(MAX_SERVICES + 5) {
