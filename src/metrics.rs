@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use crate::collect::Collection;
 use crate::config::Instance;
-use crate::log::counters::Flush;
+use crate::log::counters::{Count, Flush};
+use crate::log::delivery::DELAY_STAGES;
 use crate::queue;
 use crate::reason::Reason;
 
@@ -30,13 +31,26 @@ pub const CAN_COLLECT: &str = "postfix.can_collect";
 pub const DELIVERY_RECIPIENTS: &str = "postfix.delivery.recipients";
 pub const DELIVERY_DELAY: &str = "postfix.delivery.delay";
 pub const MESSAGES_EXPIRED: &str = "postfix.messages.expired";
+pub const DELIVERY_DELAY_STAGE: &str = "postfix.delivery.delay_stage";
+pub const MESSAGES_RECEIVED: &str = "postfix.messages.received";
+pub const MESSAGES_SIZE: &str = "postfix.messages.size";
+pub const SMTPD_CONNECTIONS: &str = "postfix.smtpd.connections";
+pub const SMTPD_LOST_CONNECTIONS: &str = "postfix.smtpd.lost_connections";
+pub const SMTPD_TIMEOUTS: &str = "postfix.smtpd.timeouts";
+pub const SMTPD_REJECTS: &str = "postfix.smtpd.rejects";
+pub const SMTPD_AUTH_FAILURES: &str = "postfix.smtpd.auth_failures";
+pub const CLEANUP_ACTIONS: &str = "postfix.cleanup.actions";
+pub const BOUNCE_NOTIFICATIONS: &str = "postfix.bounce.notifications";
+pub const TLS_CONNECTIONS: &str = "postfix.tls.connections";
+pub const POSTSCREEN_EVENTS: &str = "postfix.postscreen.events";
+pub const LOG_WARNINGS: &str = "postfix.log.warnings";
 pub const LOG_LINES: &str = "postfix.log.lines";
 pub const LOG_UNPARSED: &str = "postfix.log.unparsed";
 pub const LOG_LAG: &str = "postfix.log.lag";
 pub const CAN_READ_LOG: &str = "postfix.log.can_read";
 
 /// Every metric and service check name we send (the dashboard test checks against this).
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 32] = [
     QUEUE_SIZE,
     QUEUE_BYTES,
     QUEUE_RECIPIENTS,
@@ -52,6 +66,19 @@ pub const ALL: [&str; 19] = [
     DELIVERY_RECIPIENTS,
     DELIVERY_DELAY,
     MESSAGES_EXPIRED,
+    DELIVERY_DELAY_STAGE,
+    MESSAGES_RECEIVED,
+    MESSAGES_SIZE,
+    SMTPD_CONNECTIONS,
+    SMTPD_LOST_CONNECTIONS,
+    SMTPD_TIMEOUTS,
+    SMTPD_REJECTS,
+    SMTPD_AUTH_FAILURES,
+    CLEANUP_ACTIONS,
+    BOUNCE_NOTIFICATIONS,
+    TLS_CONNECTIONS,
+    POSTSCREEN_EVENTS,
+    LOG_WARNINGS,
     LOG_LINES,
     LOG_UNPARSED,
     LOG_LAG,
@@ -279,8 +306,10 @@ pub struct LogState {
 }
 
 /// Turns one flush of the log wing into what is sent. Tags: `log.tags`, then the series' own
-/// (`status:`, `service:`, `dsn_class:`, `relay:`, `instance:`), then the global tags; of
-/// `env:`, `service:` and `version:` only the first is kept, as for the queue metrics.
+/// (the delivery family's `status:`, `service:`, `dsn_class:`, `relay:`, then `stage:` for
+/// `delay_stage`; each other family's in the order `count_tags` writes them), then
+/// `instance:`, then the global tags; of `env:`, `service:` and `version:` only the first is
+/// kept, as for the queue metrics.
 pub fn log_report(
     flush: &Flush,
     state: &LogState,
@@ -295,7 +324,7 @@ pub fn log_report(
         tags
     };
     let mut samples = Vec::new();
-    let mut delays = Vec::new();
+    let (mut delays, mut stage_delays) = (Vec::new(), Vec::new());
     for (key, figures) in &flush.deliveries {
         let own = tags(&[
             format!("status:{}", key.status),
@@ -310,17 +339,38 @@ pub fn log_report(
             kind: Kind::Count,
             tags: own.clone(),
         });
+        let rate = figures.delay_rate;
         // One line per value: every Agent takes it (the `name:v1:v2|d` form needs 6.25/7.25).
         delays.extend(figures.delays.iter().map(|&d| Sample {
             name: DELIVERY_DELAY,
             value: Value::Float(d),
-            kind: Kind::Distribution {
-                rate: figures.delay_rate,
-            },
+            kind: Kind::Distribution { rate },
             tags: own.clone(),
         }));
+        if figures.stages.is_empty() {
+            continue;
+        }
+        for (i, stage) in DELAY_STAGES.iter().enumerate() {
+            let staged = tags(&[
+                format!("status:{}", key.status),
+                format!("service:{}", key.service),
+                format!("dsn_class:{}", key.dsn_class),
+                format!("relay:{}", key.relay),
+                format!("stage:{stage}"),
+                format!("instance:{}", key.instance),
+            ]);
+            stage_delays.extend(figures.stages.iter().map(|s| Sample {
+                name: DELIVERY_DELAY_STAGE,
+                value: Value::Float(s[i]),
+                kind: Kind::Distribution {
+                    rate: figures.stage_rate,
+                },
+                tags: staged.clone(),
+            }));
+        }
     }
     samples.extend(delays);
+    samples.extend(stage_delays);
     for (instance, n) in &flush.expired {
         samples.push(Sample {
             name: MESSAGES_EXPIRED,
@@ -328,6 +378,25 @@ pub fn log_report(
             kind: Kind::Count,
             tags: tags(&[format!("instance:{instance}")]),
         });
+    }
+    for (count, instance, n) in &flush.counts {
+        let (name, mut own) = count_tags(count);
+        own.push(format!("instance:{instance}"));
+        samples.push(Sample {
+            name,
+            value: Value::Int(*n),
+            kind: Kind::Count,
+            tags: tags(&own),
+        });
+    }
+    for sizes in &flush.sizes {
+        let own = tags(&[format!("instance:{}", sizes.instance)]);
+        samples.extend(sizes.bytes.iter().map(|&b| Sample {
+            name: MESSAGES_SIZE,
+            value: Value::Int(b),
+            kind: Kind::Distribution { rate: sizes.rate },
+            tags: own.clone(),
+        }));
     }
     let plain = tags(&[]);
     samples.push(Sample {
@@ -361,6 +430,57 @@ pub fn log_report(
         message: state.problem.clone(),
     };
     Report { samples, check }
+}
+
+/// The metric of one of the log wing's other counts and its own tags, in order (without
+/// `instance:`, which follows them).
+fn count_tags(count: &Count) -> (&'static str, Vec<String>) {
+    match count {
+        Count::Received { source } => (MESSAGES_RECEIVED, vec![format!("source:{source}")]),
+        Count::Connections => (SMTPD_CONNECTIONS, Vec::new()),
+        Count::LostConnections { why, after } => (
+            SMTPD_LOST_CONNECTIONS,
+            vec![format!("after:{after}"), format!("why:{why}")],
+        ),
+        Count::Timeouts { after } => (SMTPD_TIMEOUTS, vec![format!("after:{after}")]),
+        Count::Rejects {
+            stage,
+            code,
+            reason,
+            action,
+        } => {
+            let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+            (
+                SMTPD_REJECTS,
+                vec![
+                    format!("stage:{stage}"),
+                    format!("code:{code}"),
+                    format!("reason:{reason}"),
+                    format!("action:{action}"),
+                ],
+            )
+        }
+        Count::AuthFailures { method } => (SMTPD_AUTH_FAILURES, vec![format!("method:{method}")]),
+        Count::CleanupActions { action } => (CLEANUP_ACTIONS, vec![format!("action:{action}")]),
+        Count::Notifications { kind } => (BOUNCE_NOTIFICATIONS, vec![format!("kind:{kind}")]),
+        Count::Tls {
+            direction,
+            trust,
+            protocol,
+        } => (
+            TLS_CONNECTIONS,
+            vec![
+                format!("direction:{direction}"),
+                format!("trust:{trust}"),
+                format!("protocol:{protocol}"),
+            ],
+        ),
+        Count::Postscreen { action } => (POSTSCREEN_EVENTS, vec![format!("action:{action}")]),
+        Count::Warnings { severity, service } => (
+            LOG_WARNINGS,
+            vec![format!("severity:{severity}"), format!("service:{service}")],
+        ),
+    }
 }
 
 /// Keeps the first of each of Datadog's unified service tags (`env:`, `service:`,
@@ -421,3 +541,144 @@ impl Tagger<'_> {
 
 /// Datadog's unified service tags: one value each per series.
 const UNIFIED: [&str; 3] = ["env", "service", "version"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dogstatsd::report_lines;
+    use crate::log::counters::Counters;
+    use crate::log::line;
+
+    /// The DogStatsD lines of one flush of `lines` (`ident|text`), those of `names` only.
+    fn sent(lines: &[(&str, &str)], names: &[&str]) -> Vec<String> {
+        let mut c = Counters::new();
+        for (ident, text) in lines {
+            let l = line::from_parts(ident, text).unwrap();
+            c.count(&l, &line::instance_tag(l.syslog_name));
+        }
+        let report = log_report(
+            &c.flush(),
+            &LogState::default(),
+            &["wing:log".to_owned()],
+            &["dc:test".to_owned()],
+        );
+        report_lines(&report)
+            .into_iter()
+            .filter(|l| names.iter().any(|n| l.starts_with(&format!("{n}:"))))
+            .collect()
+    }
+
+    /// The real journal capture (Postfix 3.7.11): four messages from pickup, one bounce
+    /// notification (not received: Postfix's own), each size once although 90181DE6A4's
+    /// `from=` line is the only one of its kind here, and the stages of each status line.
+    #[test]
+    fn the_journal_capture_sends_received_sizes_notifications_and_stages() {
+        let capture = include_str!("../tests/fixtures/journal/postfix-3.7.11.jsonl");
+        let entries: Vec<_> = capture
+            .lines()
+            .map(|l| crate::log::source::journal::entry(l.as_bytes()).unwrap())
+            .collect();
+        let lines: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| {
+                (
+                    e.identifier.as_deref().unwrap(),
+                    e.message.as_deref().unwrap(),
+                )
+            })
+            .collect();
+        let got = sent(
+            &lines,
+            &[
+                MESSAGES_RECEIVED,
+                MESSAGES_SIZE,
+                BOUNCE_NOTIFICATIONS,
+                SMTPD_CONNECTIONS,
+                LOG_WARNINGS,
+            ],
+        );
+        let want = [
+            "postfix.messages.received:4|c|#wing:log,source:pickup,instance:/etc/postfix,dc:test",
+            "postfix.smtpd.connections:0|c|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.bounce.notifications:1|c|#wing:log,kind:non-delivery,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:279|d|#wing:log,instance:/etc/postfix,dc:test",
+            "postfix.messages.size:2193|d|#wing:log,instance:/etc/postfix,dc:test",
+        ];
+        assert_eq!(got, want);
+        let stages = sent(&lines, &[DELIVERY_DELAY_STAGE]);
+        let bounced: Vec<_> = stages
+            .iter()
+            .filter(|l| l.contains("status:bounced"))
+            .collect();
+        // `delays=0.01/0.02/0/0.02`.
+        assert_eq!(bounced, [
+            "postfix.delivery.delay_stage:0.01|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:before_queue_manager,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0.02|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:in_queue_manager,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:connection_setup,instance:/etc/postfix,dc:test",
+            "postfix.delivery.delay_stage:0.02|d|#wing:log,status:bounced,service:local,dsn_class:5,relay:local,stage:transmission,instance:/etc/postfix,dc:test",
+        ]);
+        // Five status lines, four stages each.
+        assert_eq!(stages.len(), 5 * 4);
+    }
+
+    /// One public or SPEC line per family, and the exact line each sends. Sources: SPEC 7.2
+    /// "Log:" lines (Postfix 3.7.11) and whyscream/postfix-grok-patterns' test suite, as in the
+    /// parsers' tests.
+    #[test]
+    fn each_family_sends_its_metric() {
+        let lines = [
+            ("postfix/smtpd", "connect from 061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/smtpd", "disconnect from 061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/smtpd", "lost connection after STARTTLS from unknown[72.13.58.7]"),
+            ("postfix/smtpd", "timeout after CONNECT from unknown[177.227.18.3]"),
+            ("postfix/smtpd", "NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nosuchuser@localhost>: Recipient address rejected: User unknown in local recipient table; from=<a@example.net> to=<nosuchuser@localhost> proto=ESMTP helo=<client.example>"),
+            ("postfix/submission/smtpd", "warning: laptop.local[192.168.1.2]: SASL PLAIN authentication failed: generic failure"),
+            ("postfix/smtpd", "4104E3D: client=061238241086.static.ctinets.com[61.238.241.86]"),
+            ("postfix/submission/smtpd", "EB4B2C19E2: client=xxx[1.2.3.4], sasl_method=PLAIN, sasl_username=user@domain"),
+            ("postfix/smtpd", "5C7E6B82D9: client=localhost[127.0.0.1], orig_queue_id=29A27B82EB, orig_client=mx.example.com[192.0.2.9]"),
+            ("postfix/cleanup", "4104E3D: milter-reject: END-OF-MESSAGE from 061238241086.static.ctinets.com[61.238.241.86]: 5.7.1 Blocked by SpamAssassin; from=<wumt5@cchfdc.com> to=<voorzitter@example.com> proto=ESMTP helo=<ecsolved.com>"),
+            ("postfix/bounce", "264FE1A18: sender delay notification: 0A87A1A08"),
+            ("postfix/smtp", "Verified TLS connection established to gmail-smtp-in.l.google.com[108.177.14.26]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits) key-exchange X25519 server-signature RSA-PSS (2048 bits) server-digest SHA256"),
+            ("postfix/postscreen", "PASS NEW [2607:f8b0:4003:c01::23a]:36051"),
+            ("postfix/postqueue", "fatal: User pfdtest(999) is not allowed to submit mail"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, size=316, nrcpt=1 (queue active)"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, size=316, nrcpt=1 (queue active)"),
+        ];
+        let names = [
+            MESSAGES_RECEIVED,
+            MESSAGES_SIZE,
+            SMTPD_CONNECTIONS,
+            SMTPD_LOST_CONNECTIONS,
+            SMTPD_TIMEOUTS,
+            SMTPD_REJECTS,
+            SMTPD_AUTH_FAILURES,
+            CLEANUP_ACTIONS,
+            BOUNCE_NOTIFICATIONS,
+            TLS_CONNECTIONS,
+            POSTSCREEN_EVENTS,
+            LOG_WARNINGS,
+        ];
+        let got = sent(&lines, &names);
+        let t = "instance:/etc/postfix,dc:test";
+        let want = [
+            format!("postfix.messages.received:1|c|#wing:log,source:reinjected,{t}"),
+            format!("postfix.messages.received:1|c|#wing:log,source:smtpd,{t}"),
+            format!("postfix.messages.received:1|c|#wing:log,source:submission,{t}"),
+            format!("postfix.smtpd.connections:1|c|#wing:log,{t}"),
+            format!("postfix.smtpd.lost_connections:1|c|#wing:log,after:starttls,why:lost_connection,{t}"),
+            format!("postfix.smtpd.timeouts:1|c|#wing:log,after:connect,{t}"),
+            format!("postfix.smtpd.rejects:1|c|#wing:log,stage:rcpt,code:550,reason:unknown_recipient,action:reject,{t}"),
+            format!("postfix.smtpd.auth_failures:1|c|#wing:log,method:PLAIN,{t}"),
+            format!("postfix.cleanup.actions:1|c|#wing:log,action:milter-reject,{t}"),
+            format!("postfix.bounce.notifications:1|c|#wing:log,kind:delay,{t}"),
+            format!("postfix.tls.connections:1|c|#wing:log,direction:out,trust:verified,protocol:TLSv1.3,{t}"),
+            format!("postfix.postscreen.events:1|c|#wing:log,action:pass_new,{t}"),
+            format!("postfix.log.warnings:1|c|#wing:log,severity:fatal,service:postqueue,{t}"),
+            format!("postfix.messages.size:316|d|#wing:log,{t}"),
+        ];
+        assert_eq!(got, want);
+    }
+}

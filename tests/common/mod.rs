@@ -253,13 +253,39 @@ pub struct Udp {
 
 impl Udp {
     pub fn new() -> Udp {
-        Udp {
-            socket: UdpSocket::bind("127.0.0.1:0").unwrap(),
-        }
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        grow_receive_buffer(&socket);
+        Udp { socket }
     }
 
     pub fn url(&self) -> String {
         format!("udp://{}", self.socket.local_addr().unwrap())
+    }
+}
+
+/// A flush of the log wing is a burst of a few hundred datagrams, read here by a test thread
+/// that shares two cores with the daemon and a writer: the default receive buffer (about 200
+/// KiB) overflowed in the logrotate tests (the kernel's RcvbufErrors counted the drops). 8 MiB
+/// (SO_RCVBUFFORCE as root, as CI runs; else up to the system's rmem_max) holds any flush.
+#[allow(unsafe_code)] // std has no setter for the receive buffer; one setsockopt call
+fn grow_receive_buffer(socket: &UdpSocket) {
+    use std::os::fd::AsRawFd;
+    let bytes: libc::c_int = 8 << 20;
+    let size = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    for option in [libc::SO_RCVBUFFORCE, libc::SO_RCVBUF] {
+        // SAFETY: setsockopt on a live socket with a pointer to an int that outlives the call.
+        let done = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                option,
+                (&bytes as *const libc::c_int).cast(),
+                size,
+            )
+        };
+        if done == 0 {
+            return;
+        }
     }
 }
 
