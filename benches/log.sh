@@ -83,8 +83,8 @@ mib=$((size / 1000000))
 labels=(
     "\`grep -c 'status=' mail.log\` (the floor: finds the status lines, understands nothing)"
     "\`pflogsumm mail.log\` (Debian's pflogsumm $(dpkg-query -W -f '${Version}' pflogsumm 2>/dev/null || echo '?'))"
-    "our parser and counters alone: \`logparse parse mail.log\` (the daemon's read loop, a flush per 4 MiB)"
-    "postfix-dogstatsd run, \`start_at: beginning\`, \`flush_interval: 1\`, until its saved position is the file's end (wall paced: 4 MiB per flush)"
+    "our parser and counters alone: \`logparse parse mail.log\` (the daemon's read loop, a flush per 64 MiB)"
+    "postfix-dogstatsd run, \`start_at: beginning\`, \`flush_interval: 1\`, until its saved position is the file's end (wall paced: 64 MiB per 1 s flush)"
 )
 # GNU grep stops at the first match when its output is /dev/null (as measure's is): its count
 # goes to a file instead.
