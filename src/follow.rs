@@ -466,7 +466,10 @@ impl Follower {
         if let Some(command) = progress.started {
             tracing::info!(command, "reading the journal");
         }
-        self.counters.too_long(progress.too_long);
+        // An entry too long to hold, or output that is no entry: counted where it shows
+        // (`postfix.log.unparsed`, `service:unknown`), never dropped unseen.
+        self.counters
+            .too_long(progress.too_long + progress.not_entries);
         match progress.problem {
             Some(e) => {
                 report(&mut self.read_problem, e.to_string());
