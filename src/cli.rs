@@ -9,14 +9,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Reads a Datadog Agent `postfix` check config (conf.d/postfix.d/conf.yaml) unchanged, reads
 /// each instance's queues on its interval (method showq, postqueue, scan, find or auto), and
 /// sends `postfix.queue.*` gauges (size, bytes, ages, reasons, domains) and a
-/// `postfix.can_collect` service check to DogStatsD. With a `log:` section it also follows
-/// Postfix's log file and sends `postfix.delivery.*` counts and delays by outcome.
+/// `postfix.can_collect` service check to DogStatsD. With a `log:` section it also reads
+/// Postfix's log (the journal or a file) and sends the mail flow: `postfix.delivery.*` by
+/// outcome, messages received, SMTP sessions and rejects, TLS, postscreen, warnings.
 #[derive(Debug, Parser)]
 #[command(name = "postfix-dogstatsd", version, about, long_about)]
 pub struct Cli {
     /// The config file. Without it, /etc/postfix-dogstatsd/config.yaml is read if it exists,
     /// else a built-in default (method postqueue on /etc/postfix every 15 s, 3 domains and 2
-    /// ages per queue) is used.
+    /// ages per queue, and the mail log from wherever this host keeps it) is used.
     #[arg(long, short = 'c', global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
