@@ -749,6 +749,129 @@ fn thousands_of_messages_counted_by_every_method() {
     script("postfix-reset.sh", &[]);
 }
 
+/// maillog_file, set by postfix-setup.sh.
+const POSTFIX_LOG: &str = "/var/log/postfix.log";
+
+/// The lines of Postfix's log file, from byte `from` on.
+fn log_since(from: u64) -> Vec<String> {
+    let text = std::fs::read(POSTFIX_LOG).unwrap_or_default();
+    let from = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
+    String::from_utf8_lossy(&text[from..])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn log_len() -> u64 {
+    std::fs::metadata(POSTFIX_LOG).map_or(0, |m| m.len())
+}
+
+/// Waits (up to 60 s) until the log's lines since `from` that contain `needle` are `want`,
+/// and says how many there were.
+fn wait_log_lines(from: u64, needle: &str, want: usize) -> usize {
+    let count = || {
+        log_since(from)
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while count() < want && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    count()
+}
+
+/// A message through `sendmail` (pickup), as root.
+fn sendmail(from: &str, to: &str) {
+    let mut child = Command::new("sendmail")
+        .args(["-f", from, to])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"Subject: log test\n\nbody\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// The daemon following Postfix's log file from its end, flushing every second, with only a
+/// queue collection an hour away, its series tagged `run:<run>`. Returned once past its first
+/// flush, so that only what comes next is counted.
+fn follow_the_log(s: &Scratch, run: &str) -> Daemon {
+    std::fs::create_dir_all(s.path("state")).unwrap();
+    let cfg = config(
+        s,
+        &format!(
+            "dogstatsd: {{url: \"{STATSD_UDP}\"}}\ninit_config: {{postqueue: true}}\ninstances:\n  - {{config_directory: /etc/postfix, min_collection_interval: 3600}}\nlog:\n  source: file\n  path: {POSTFIX_LOG}\n  state_directory: {}\n  start_at: end\n  flush_interval: 1\n  tags: [\"run:{run}\"]\n",
+            s.path("state").display()
+        ),
+    );
+    // As root: the test reads a root-owned log; the daemon's permissions are the unit's business.
+    let mut cmd = Command::new(s.bin_copy());
+    cmd.args(["--log-level", "info"]);
+    let d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    assert!(
+        d.wait_log("collecting", Duration::from_secs(10)),
+        "{}",
+        d.logs()
+    );
+    std::thread::sleep(Duration::from_millis(1500)); // past the first flush: start_at end
+    d
+}
+
+/// What the receiver counted for one run: the sum of a metric's counters carrying `run:<run>`
+/// and every one of `tags` (statsd folds tags into the key as `key=value`, and writes `/` as
+/// `-`).
+struct Counted {
+    counters: serde_json::Value,
+    run: String,
+}
+
+impl Counted {
+    /// Two more flushes, then the daemon stopped and the receiver asked.
+    fn after(mut d: Daemon, run: &str) -> Counted {
+        std::thread::sleep(Duration::from_millis(2500));
+        d.signal("TERM");
+        let _ = d.wait_exit(Duration::from_secs(5));
+        Counted {
+            counters: serde_json::from_str(&statsd("counters")).unwrap(),
+            run: run.to_owned(),
+        }
+    }
+
+    fn count(&self, metric: &str, tags: &[&str]) -> u64 {
+        self.counters
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| {
+                let k = format!("{k};");
+                k.starts_with(&format!("{metric};"))
+                    && k.contains(&format!(";run={};", self.run))
+                    && tags.iter().all(|t| k.contains(&format!(";{t};")))
+            })
+            .map(|(_, v)| v.as_f64().unwrap() as u64)
+            .sum()
+    }
+
+    /// This run's series of one metric, for a failure's message.
+    fn series(&self, metric: &str) -> Vec<String> {
+        let run = format!(";run={};", self.run);
+        self.counters
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{metric};")) && format!("{k};").contains(&run))
+            .map(|(k, v)| format!("{k} = {v}"))
+            .collect()
+    }
+}
+
 #[test]
 fn the_real_postfix_log_counted_by_outcome() {
     if !enabled("the_real_postfix_log_counted_by_outcome") {
@@ -757,67 +880,27 @@ fn the_real_postfix_log_counted_by_outcome() {
     let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
     // Postfix running, nothing paused, nothing queued: only our traffic moves.
     script("postfix-reset.sh", &[]);
-    let log = "/var/log/postfix.log"; // maillog_file, set by postfix-setup.sh
-    let status_lines = || {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(" status="))
-            .count()
-    };
     let s = Scratch::new();
     let run = format!("log-{}-{}", std::process::id(), unique());
-    std::fs::create_dir_all(s.path("state")).unwrap();
-    let cfg = config(
-        &s,
-        &format!(
-            "dogstatsd: {{url: \"{STATSD_UDP}\"}}\ninit_config: {{postqueue: true}}\ninstances:\n  - {{config_directory: /etc/postfix, min_collection_interval: 3600}}\nlog:\n  source: file\n  path: {log}\n  state_directory: {}\n  start_at: end\n  flush_interval: 1\n  tags: [\"run:{run}\"]\n",
-            s.path("state").display()
-        ),
-    );
-    // As root: the test reads a root-owned log; the daemon's permissions are the unit's business.
-    let mut cmd = Command::new(s.bin_copy());
-    cmd.args(["--log-level", "info"]);
-    let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
-    assert!(
-        d.wait_log("collecting", Duration::from_secs(10)),
-        "{}",
-        d.logs()
-    );
-    std::thread::sleep(Duration::from_millis(1500)); // past the first flush: start_at end
-    let before = status_lines();
+    let d = follow_the_log(&s, &run);
+    let from = log_len();
     // Known traffic: 3 delivered locally, 2 to an unknown local user (bounced, and their 2
     // non-delivery notices delivered to root), 2 to the closed relay port (deferred, then
     // expired below).
-    let send = |to: &str| {
-        let mut child = Command::new("sendmail")
-            .args(["-f", "root@localhost", to])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"Subject: log test\n\nbody\n")
-            .unwrap();
-        assert!(child.wait().unwrap().success());
-    };
     for to in ["root@localhost"; 3] {
-        send(to);
+        sendmail("root@localhost", to);
     }
     for to in ["nosuchuser@localhost"; 2] {
-        send(to);
+        sendmail("root@localhost", to);
     }
     for to in ["someone@refused.test"; 2] {
-        send(to);
+        sendmail("root@localhost", to);
     }
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    while status_lines() < before + 9 && std::time::Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert_eq!(status_lines(), before + 9, "status lines in {log}");
+    assert_eq!(
+        wait_log_lines(from, " status=", 9),
+        9,
+        "status lines in {POSTFIX_LOG}"
+    );
     // Expiry: with maximal_queue_lifetime = 0, the retry of each deferred message is deferred
     // once more, then the queue manager returns it to the sender (one `status=expired` line
     // per message), and the notice is delivered to root.
@@ -850,47 +933,23 @@ fn the_real_postfix_log_counted_by_outcome() {
         .status()
         .unwrap()
         .success());
-    let expired = || {
-        std::fs::read_to_string(log)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.contains(", status=expired, returned to sender"))
-            .count()
-    };
-    let expired_before = expired();
-    let until = std::time::Instant::now() + Duration::from_secs(60);
     // 4 more recipient status lines (2 retries, 2 notices) and the 2 `status=expired` lines.
-    while (status_lines() < before + 15 || expired() < expired_before + 2)
-        && std::time::Instant::now() < until
-    {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let expired = ", status=expired, returned to sender";
+    assert_eq!(
+        wait_log_lines(from, expired, 2),
+        2,
+        "expiry lines in {POSTFIX_LOG}"
+    );
+    assert_eq!(
+        wait_log_lines(from, " status=", 15),
+        15,
+        "status lines in {POSTFIX_LOG}"
+    );
     drop(restore);
-    assert_eq!(status_lines(), before + 15, "status lines in {log}");
-    assert_eq!(expired(), expired_before + 2, "expiry lines in {log}");
-    // Two more flushes, then what the third-party receiver counted for this run.
-    std::thread::sleep(Duration::from_millis(2500));
-    d.signal("TERM");
-    let _ = d.wait_exit(Duration::from_secs(5));
-    let counters: serde_json::Value = serde_json::from_str(&statsd("counters")).unwrap();
-    // The sum of a metric's counters for this run carrying every one of `tags`.
-    let count = |metric: &str, tags: &[&str]| -> u64 {
-        counters
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| {
-                let k = format!("{k};");
-                k.starts_with(&format!("{metric};"))
-                    && k.contains(&format!(";run={run};"))
-                    && tags.iter().all(|t| k.contains(&format!(";{t};")))
-            })
-            .map(|(_, v)| v.as_f64().unwrap() as u64)
-            .sum()
-    };
+    let c = Counted::after(d, &run);
     let recipients = "postfix.delivery.recipients";
-    // statsd folds tags into the key and, as configured here, writes `/` as `-`.
     let here = "instance=-etc-postfix";
+    let all = || c.series(recipients).join("\n");
     // 3 delivered, 2 notices of the bounces, 2 notices of the expired messages.
     let sent = [
         "status=sent",
@@ -899,7 +958,7 @@ fn the_real_postfix_log_counted_by_outcome() {
         "relay=local",
         here,
     ];
-    assert_eq!(count(recipients, &sent), 7, "{counters}\n{}", d.logs());
+    assert_eq!(c.count(recipients, &sent), 7, "{}", all());
     let bounced = [
         "status=bounced",
         "service=local",
@@ -907,7 +966,7 @@ fn the_real_postfix_log_counted_by_outcome() {
         "relay=local",
         here,
     ];
-    assert_eq!(count(recipients, &bounced), 2, "{counters}");
+    assert_eq!(c.count(recipients, &bounced), 2, "{}", all());
     // Two first attempts and two retries, all refused by the closed port.
     let deferred = [
         "status=deferred",
@@ -916,8 +975,129 @@ fn the_real_postfix_log_counted_by_outcome() {
         "relay=none",
         here,
     ];
-    assert_eq!(count(recipients, &deferred), 4, "{counters}");
-    assert_eq!(count(recipients, &[]), 13, "{counters}");
-    assert_eq!(count("postfix.messages.expired", &[here]), 2, "{counters}");
+    assert_eq!(c.count(recipients, &deferred), 4, "{}", all());
+    assert_eq!(c.count(recipients, &[]), 13, "{}", all());
+    assert_eq!(c.count("postfix.messages.expired", &[here]), 2);
+    script("postfix-reset.sh", &[]);
+}
+
+/// Every family but delivery, from SMTP traffic whose outcome is known session by session
+/// (tests/e2e/smtp-flow.py lists them; flow-setup.sh the services they talk to), and one
+/// message to tls.test, which Postfix's SMTP client takes over STARTTLS to a service that
+/// rejects it.
+#[test]
+fn every_log_family_counted_from_real_smtp_traffic() {
+    if !enabled("every_log_family_counted_from_real_smtp_traffic") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    script("postfix-reset.sh", &[]);
+    script("flow-setup.sh", &[]);
+    let s = Scratch::new();
+    let run = format!("flow-{}-{}", std::process::id(), unique());
+    let d = follow_the_log(&s, &run);
+    let from = log_len();
+    let out = Command::new("python3")
+        .arg(repo("tests/e2e/smtp-flow.py"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    sendmail("root@localhost", "tls@tls.test");
+    // Delivered to root: the recipients, submission and pass-new sessions' messages and the
+    // notice of the tls.test bounce; and the bounce itself.
+    assert_eq!(
+        wait_log_lines(from, " status=", 5),
+        5,
+        "{}",
+        log_since(from).join("\n")
+    );
+    assert_eq!(wait_log_lines(from, "PASS OLD ", 1), 1);
+    let c = Counted::after(d, &run);
+    let here = "instance=-etc-postfix";
+    let log = log_since(from).join("\n");
+    let is = |metric: &str, tags: &[&str], want: u64| {
+        assert_eq!(
+            c.count(metric, &[tags, &[here]].concat()),
+            want,
+            "{metric} {tags:?}: {:#?}\n{log}",
+            c.series(metric)
+        );
+    };
+    let received = "postfix.messages.received";
+    // A queue file is made at the first accepted recipient: the recipients, data,
+    // end-of-data and both header sessions on postfix/flow.
+    is(received, &["source=flow"], 5);
+    is(received, &["source=submission"], 1);
+    is(received, &["source=smtpd"], 1); // behind postscreen
+    is(received, &["source=pickup"], 1);
+    is(received, &[], 8);
+    // 12 sessions on postfix/flow, 2 on submission, 2 behind postscreen, 1 on tlsin.
+    is("postfix.smtpd.connections", &[], 17);
+    let rejects = "postfix.smtpd.rejects";
+    for (stage, code, reason) in [
+        ("connect", "554", "client"),
+        ("helo", "501", "helo"),
+        ("mail", "550", "unknown_sender"),
+        ("rcpt", "554", "relay_denied"),
+        ("rcpt", "550", "unknown_recipient"),
+        ("rcpt", "554", "policy"),
+        ("rcpt", "450", "greylist"),
+        ("data", "554", "client"),
+        ("end-of-data", "554", "other"),
+    ] {
+        let tags = [
+            format!("stage={stage}"),
+            format!("code={code}"),
+            format!("reason={reason}"),
+            "action=reject".to_owned(),
+        ];
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        is(rejects, &tags, 1);
+    }
+    // tlsin's reject of tls@tls.test.
+    is(rejects, &["stage=rcpt", "code=554", "reason=other"], 1);
+    is(rejects, &[], 10);
+    is(
+        "postfix.smtpd.lost_connections",
+        &["after=helo", "why=lost_connection"],
+        1,
+    );
+    is("postfix.smtpd.lost_connections", &[], 1);
+    is("postfix.smtpd.timeouts", &["after=helo"], 1);
+    is("postfix.smtpd.auth_failures", &["method=PLAIN"], 1);
+    is("postfix.smtpd.auth_failures", &[], 1);
+    is("postfix.cleanup.actions", &["action=reject"], 1);
+    is("postfix.cleanup.actions", &["action=hold"], 1);
+    is("postfix.cleanup.actions", &[], 2);
+    is("postfix.bounce.notifications", &["kind=non-delivery"], 1);
+    is("postfix.bounce.notifications", &[], 1);
+    let tls = "postfix.tls.connections";
+    // The starttls session, and tlsin's side of the tls.test delivery; the SMTP client's side.
+    is(tls, &["direction=in", "trust=anonymous"], 2);
+    is(tls, &["direction=out", "trust=untrusted"], 1);
+    is(tls, &[], 3);
+    let postscreen = "postfix.postscreen.events";
+    is(postscreen, &["action=connect"], 3);
+    is(postscreen, &["action=pregreet"], 1);
+    is(postscreen, &["action=pass_new"], 1);
+    is(postscreen, &["action=pass_old"], 1);
+    let recipients = "postfix.delivery.recipients";
+    is(
+        recipients,
+        &["status=sent", "service=local", "relay=local"],
+        4,
+    );
+    is(
+        recipients,
+        &[
+            "status=bounced",
+            "service=smtp",
+            "dsn_class=5",
+            "relay=loopback",
+        ],
+        1,
+    );
+    is(recipients, &[], 5);
+    is("postfix.log.warnings", &[], 0);
     script("postfix-reset.sh", &[]);
 }

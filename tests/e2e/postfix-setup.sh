@@ -55,7 +55,8 @@ postfix postfix/destinations string localhost
 postfix postfix/protocols select ipv4
 EOF
     pkgs=()
-    for p in postfix sudo socat; do
+    # dovecot-core: the SASL server of flow-setup.sh.
+    for p in postfix sudo socat dovecot-core; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep 'install ok installed' >/dev/null || pkgs+=("$p")
     done
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
@@ -89,6 +90,8 @@ busy.test      smtp:[127.0.0.1]:10029
 lost.test      smtp:[127.0.0.1]:10030
 hangup.test    smtp:[127.0.0.1]:10031
 data.test      smtp:[127.0.0.1]:10032
+# postfix/tlsin of flow-setup.sh, through its pfdtls transport (TLS logged).
+tls.test       pfdtls:[127.0.0.1]:10046
 EOF
 mv "$TRANSPORT_MAP.tmp" "$TRANSPORT_MAP"
 
