@@ -7,6 +7,8 @@ pub mod cleanup;
 pub mod counters;
 pub mod delivery;
 pub mod fields;
+#[cfg(test)]
+pub mod fixtures;
 pub mod line;
 pub mod postscreen;
 pub mod queue;
