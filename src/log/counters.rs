@@ -708,7 +708,7 @@ mod tests {
     #[test]
     fn the_captured_log_counted_by_outcome() {
         let mut c = Counters::new();
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         count_all(&mut c, log);
         let f = c.flush();
         let want_lines = log.lines().filter(|l| !l.starts_with('#')).count() as u64;
@@ -820,7 +820,7 @@ mod tests {
     /// lines is counted or ignored on purpose is `fixtures`' test, for every fixture).
     #[test]
     fn the_captured_log_counts_each_message_once() {
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         let mut c = Counters::new();
         count_all(&mut c, log);
         let f = c.flush();

@@ -19,6 +19,8 @@ pub const LOGS: [(&str, &str); 2] = [
     ),
 ];
 
+/// This machine's real Postfix 3.7.11 capture.
+pub const CAPTURE: &str = LOGS[0].1;
 /// The quoted corpus of other versions and syslog formats.
 pub const PUBLIC: &str = LOGS[1].1;
 
@@ -178,4 +180,121 @@ fn every_captured_line_is_counted_or_ignored_on_purpose() {
         assert!(f.unparsed.is_empty(), "{name}: {:?}", f.unparsed);
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The public corpus counted by family: each total is what a plain substring count of the file
+/// says it must be, so no line is counted twice or by the wrong family.
+#[test]
+fn public_corpus_totals_by_family() {
+    use super::counters::Count;
+    let mut c = Counters::new();
+    for l in lines(PUBLIC) {
+        if let Ok(line) = line::parse(l) {
+            c.count(&line, "/etc/postfix");
+        }
+    }
+    let f = c.flush();
+    let sum = |want: &dyn Fn(&Count) -> bool| -> u64 {
+        f.counts
+            .iter()
+            .filter(|(k, _, _)| want(k))
+            .map(|(_, _, n)| *n)
+            .sum()
+    };
+    // Framed lines holding every piece; rsyslog's `message repeated N times` stands for N.
+    let with = |pieces: &[&str]| -> u64 {
+        lines(PUBLIC)
+            .filter(|l| line::parse(l).is_ok() && pieces.iter().all(|p| l.contains(p)))
+            .map(|l| {
+                l.split_once("message repeated ")
+                    .and_then(|(_, r)| r.split_once(" times"))
+                    .and_then(|(n, _)| n.parse().ok())
+                    .unwrap_or(1)
+            })
+            .sum()
+    };
+    // Rejects by stage, as smtpd writes the stage word.
+    for (words, tag) in [
+        (&["CONNECT"][..], "connect"),
+        (&["HELO", "EHLO"][..], "helo"),
+        (&["MAIL"][..], "mail"),
+        (&["RCPT", "VRFY"][..], "rcpt"),
+        (&["DATA", "BDAT"][..], "data"),
+        (&["END-OF-MESSAGE"][..], "end-of-data"),
+    ] {
+        let want: u64 = words
+            .iter()
+            .map(|w| with(&["/smtpd[", &format!("reject: {w} from ")]))
+            .sum();
+        let got = sum(&|k| matches!(k, Count::Rejects { stage, .. } if *stage == tag));
+        assert_eq!(got, want, "rejects at {tag}");
+    }
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Rejects { .. })),
+        with(&["/smtpd[", "reject: "])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::AuthFailures { .. })),
+        with(&["/smtpd[", ": SASL ", " authentication failed"])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Tls { .. })),
+        with(&[" TLS connection established "])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Postscreen { .. })),
+        with(&["/postscreen["]) - with(&["/postscreen[", "]: cache "])
+    );
+    assert_eq!(
+        sum(&|k| *k == Count::Connections),
+        with(&["/smtpd[", "]: connect from "])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::LostConnections { .. })),
+        with(&["/smtpd[", "]: lost connection after "])
+            + with(&["/smtpd[", "]: too many errors after "])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Received { .. })),
+        with(&["/smtpd[", ": client="]) + with(&["/pickup[", ": uid="])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Notifications { .. })),
+        with(&["/bounce[", " notification: "])
+    );
+    assert_eq!(
+        sum(&|k| matches!(k, Count::CleanupActions { .. })),
+        with(&["/cleanup[", ": warning: header "]) + with(&["/cleanup[", ": milter-reject: "])
+    );
+    // Warnings and worse: every severity prefix, less smtpd's SASL failures (counted above).
+    let severities: u64 = ["]: warning: ", "]: error: ", "]: fatal: ", "]: panic: "]
+        .iter()
+        .map(|p| with(&[p]))
+        .sum();
+    assert_eq!(
+        sum(&|k| matches!(k, Count::Warnings { .. })),
+        severities
+            - with(&[
+                "/smtpd[",
+                "]: warning: ",
+                ": SASL ",
+                " authentication failed"
+            ])
+    );
+    // Deliveries by status (probes are none), and expiries.
+    for status in ["sent", "deferred", "bounced"] {
+        let got: u64 = f
+            .deliveries
+            .iter()
+            .filter(|(k, _)| k.status == status)
+            .map(|(_, d)| d.recipients)
+            .sum();
+        assert_eq!(got, with(&[&format!(" status={status} (")]), "{status}");
+    }
+    let expired: u64 = f.expired.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        expired,
+        with(&[", status=expired, "]) + with(&[", status=force-expired, "])
+    );
+    assert!(f.unparsed.is_empty(), "{:?}", f.unparsed);
 }
