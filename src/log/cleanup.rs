@@ -143,7 +143,7 @@ mod tests {
     /// `message-id=`, one per pickup line (each message entered the queue once).
     #[test]
     fn captured_log() {
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         let (mut ids, mut pickups) = (0, 0);
         for l in log.lines().filter(|l| !l.starts_with('#')) {
             let line = crate::log::line::parse(l).unwrap();

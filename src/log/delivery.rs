@@ -261,7 +261,7 @@ mod tests {
     /// other line of the capture is not one of this family.
     #[test]
     fn captured_log() {
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         let mut deliveries = 0;
         for l in log.lines().filter(|l| !l.starts_with('#')) {
             let line = crate::log::line::parse(l).unwrap_or_else(|e| panic!("{l}: {e}"));

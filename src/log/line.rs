@@ -230,6 +230,31 @@ mod tests {
         assert_eq!(l.times, 1);
     }
 
+    /// Prefixes of public lines (tests/fixtures/logs/public-other-versions.log, with their
+    /// sources there): rsyslog's RFC 3339 with and without UTC, a day written with one space,
+    /// a zero-padded one, a service name of two components, rsyslog's repeat notice.
+    #[test]
+    fn public_prefixes() {
+        for (line, name, program, times) in [
+            ("2021-03-13T12:04:09.755361+01:00 cx20-2 postfix/pickup[7274]: B83DE2400BE: uid=30 from=<wwwrun>", "postfix", "pickup", 1),
+            ("2024-10-26T18:34:42.079431+11:00 mail postfix/smtps/smtpd[152054]: warning: non-SMTP command from unknown[0.0.0.0]: GET / HTTP/1.1", "postfix/smtps", "smtpd", 1),
+            ("Jul 4 10:18:29 mail postfix/submission/smtpd[2960795]: connect from unknown[47.15.240.42]", "postfix/submission", "smtpd", 1),
+            ("Jul 07 13:42:53 mailserver postfix/smtpd[2694213]: NOQUEUE: reject: RCPT from x[87.106.67.224]: 554 5.7.1 x", "postfix", "smtpd", 1),
+            ("Jan 23 03:30:03 Pixel-games postfix/amavis/smtp[21388]: 4JhJXC248TzgB0: removed", "postfix/amavis", "smtp", 1),
+            ("Jul 24 23:50:25 test haproxy/postscreen[2953]: PREGREET 6 after 0 from [1.2.3.4]:22354: EHLO\\r\\n", "haproxy", "postscreen", 1),
+            ("Sep 30 17:10:44 svcenmta01 postfix/smtp[26192]: message repeated 2 times: [ C71221E1E6C: to=<admin@svcenmta01.ldomain.local>, relay=none, delay=0.01, delays=0.01/0/0/0, dsn=5.4.6, status=bounced (mail for svcenmta01.ldomain.local loops back to myself)]", "postfix", "smtp", 2),
+        ] {
+            let l = parse(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert_eq!((l.syslog_name, l.program, l.times), (name, program, times), "{line}");
+        }
+        // `docker logs --timestamps` puts its stamp before the syslog line's: not a syslog
+        // format, not read (https://github.com/anonaddy/docker/issues/290).
+        assert_eq!(
+            parse("2024-07-03T17:18:06.603714476Z Jul 03 19:18:06 mail postfix/smtpd[7610]: connect from unknown[10.5.0.1]"),
+            Err(LineError::NoPrefix)
+        );
+    }
+
     #[test]
     fn instance_tags_follow_debian_postmulti_names() {
         assert_eq!(instance_tag("postfix"), "/etc/postfix");

@@ -142,7 +142,7 @@ mod tests {
     /// with the sizes it says.
     #[test]
     fn captured_log() {
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         let (mut pickups, mut active) = (0, 0);
         for l in log.lines().filter(|l| !l.starts_with('#')) {
             let line = crate::log::line::parse(l).unwrap();

@@ -44,7 +44,7 @@ mod tests {
     /// a user) and no other severity.
     #[test]
     fn captured_log() {
-        let log = include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log");
+        let log = crate::log::fixtures::CAPTURE;
         let found: Vec<_> = log
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -114,6 +114,12 @@ pub enum Reason {
     Policy,
     Greylist,
     RateLimit,
+    /// A sender restriction other than an unknown sender (an access map, a non-FQDN address).
+    Sender,
+    /// A recipient restriction other than an unknown recipient.
+    Recipient,
+    /// The client broke the protocol (pipelining where it may not, a protocol error).
+    Protocol,
     Other,
 }
 
@@ -259,11 +265,14 @@ fn reason_text(text: &str) -> &str {
 /// - `rate_limit`: `too many `, `rate limit`, `too much mail` in any case (smtpd's `too many
 ///   recipients`, anvil's `Too many connections`, policy servers' rate limits);
 /// - `policy`: `policy` in any case (a policy service's own words, `Policy rejection`);
+/// - `protocol`: `command pipelining` or `protocol error` in any case
+///   (`reject_unauth_pipelining`'s `Improper use of SMTP command pipelining`);
 /// - then by Postfix's subject: `Recipient address rejected: ` with `User unknown` or
-///   `undeliverable address` is `unknown_recipient`; `Sender address rejected: ` with
-///   `Domain not found`, `undeliverable address`, `User unknown` or `unknown sender` is
-///   `unknown_sender`; `Helo command rejected: ` is `helo`; `Client host rejected: ` is
-///   `client` (cannot find your hostname, access maps);
+///   `undeliverable address` is `unknown_recipient`, with anything else `recipient`;
+///   `Sender address rejected: ` with `Domain not found`, `undeliverable address`,
+///   `User unknown` or `unknown sender` is `unknown_sender`, with anything else `sender`;
+///   `Helo command rejected: ` is `helo`; `Client host rejected: ` is `client` (cannot find
+///   your hostname, access maps), and so is a reply naming the client's `reverse DNS`;
 /// - `unknown_recipient` for a bare `User unknown`;
 /// - `other`.
 pub fn classify(reason: &str) -> Reason {
@@ -285,11 +294,17 @@ pub fn classify(reason: &str) -> Reason {
     if contains_ci(reason, "policy") {
         return Reason::Policy;
     }
+    if ["command pipelining", "protocol error"]
+        .iter()
+        .any(|n| contains_ci(reason, n))
+    {
+        return Reason::Protocol;
+    }
     if let Some((_, why)) = reason.split_once("Recipient address rejected: ") {
         if contains_ci(why, "user unknown") || why.contains("undeliverable address") {
             return Reason::UnknownRecipient;
         }
-        return Reason::Other;
+        return Reason::Recipient;
     }
     if let Some((_, why)) = reason.split_once("Sender address rejected: ") {
         let unknown = [
@@ -303,13 +318,13 @@ pub fn classify(reason: &str) -> Reason {
         return if unknown {
             Reason::UnknownSender
         } else {
-            Reason::Other
+            Reason::Sender
         };
     }
     if reason.contains("Helo command rejected: ") {
         return Reason::Helo;
     }
-    if reason.contains("Client host rejected: ") {
+    if reason.contains("Client host rejected: ") || contains_ci(reason, "reverse dns") {
         return Reason::Client;
     }
     if contains_ci(reason, "user unknown") {
@@ -464,6 +479,9 @@ impl Reason {
             Reason::Policy => "policy",
             Reason::Greylist => "greylist",
             Reason::RateLimit => "rate_limit",
+            Reason::Sender => "sender",
+            Reason::Recipient => "recipient",
+            Reason::Protocol => "protocol",
             Reason::Other => "other",
         }
     }
@@ -542,12 +560,219 @@ mod tests {
         assert_eq!(tags(r), ("reject", "rcpt", Some(554), "rbl"));
         // GROK smtpd_0008.yaml (filed there under postscreen, but smtpd's shape).
         let r = reject("NOQUEUE: reject: RCPT from unknown[2001:980:cfb1:1:82f:f74e:a45c:3033]: 504 5.5.2 <aap@henk>: Sender address rejected: need fully-qualified address; from=<aap@henk> to=<user@example.com> proto=SMTP helo=<test>");
-        assert_eq!(tags(r), ("reject", "rcpt", Some(504), "other"));
+        assert_eq!(tags(r), ("reject", "rcpt", Some(504), "sender"));
         // GROK smtpd_0017.yaml and smtpd_0018.yaml: VRFY is judged as a recipient.
         let r = reject("NOQUEUE: reject: VRFY from unknown[2001:968:9999:20:88b:9b7d:2a54:2bd2]: 454 4.7.1 <aap@henk.com>: Relay access denied; to=<aap@henk.com> proto=SMTP helo=<me>");
         assert_eq!(tags(r), ("reject", "rcpt", Some(454), "relay_denied"));
         let r = reject("NOQUEUE: reject: VRFY from unknown[2001:968:9999:20:88b:9b7d:2a54:2bd2]: 550 5.1.1 <does-not-exist@example.com>: Recipient address rejected: User unknown in virtual mailbox table; to=<does-not-exist@example.com> proto=SMTP helo=<me>");
         assert_eq!(r.reason, Reason::UnknownRecipient);
+    }
+
+    /// Every smtpd reject of every fixture, by a piece of its line, with what it must read:
+    /// `(piece, action, stage, code, reason)`. Each reject matches one piece, each piece a
+    /// reject, so a new reject in a fixture must be classed here.
+    const FIXTURE_REJECTS: [(&str, &str, &str, u16, &str); 23] = [
+        (
+            "450 4.7.1 : Helo command rejected: Host not found",
+            "reject",
+            "rcpt",
+            450,
+            "helo",
+        ),
+        (
+            "<smtp@example.com>: Relay access denied",
+            "reject",
+            "rcpt",
+            554,
+            "relay_denied",
+        ),
+        (
+            "<bad.domain>: Helo command rejected: match",
+            "reject",
+            "rcpt",
+            554,
+            "helo",
+        ),
+        (
+            "Sender address rejected: match bad.domain",
+            "reject",
+            "rcpt",
+            554,
+            "sender",
+        ),
+        (
+            "User unknown in local recipient tab",
+            "reject",
+            "rcpt",
+            550,
+            "unknown_recipient",
+        ),
+        (
+            "cannot find your hostname, [93.184.216.34]",
+            "reject",
+            "rcpt",
+            450,
+            "client",
+        ),
+        (
+            "Sender address rejected: Domain not found",
+            "reject",
+            "rcpt",
+            450,
+            "unknown_sender",
+        ),
+        (
+            "<User>: Helo command rejected: need fully",
+            "reject",
+            "helo",
+            504,
+            "helo",
+        ),
+        (
+            "454 4.7.1 Service unavailable; Client host [93.184.216.34] blocked",
+            "reject",
+            "rcpt",
+            454,
+            "rbl",
+        ),
+        (
+            "554 5.7.1 Service unavailable; Client host [87.236.233.182] blocked",
+            "reject",
+            "rcpt",
+            554,
+            "rbl",
+        ),
+        (
+            "<target-not-existing@mydomain.com>: Recipient",
+            "reject",
+            "rcpt",
+            550,
+            "unknown_recipient",
+        ),
+        (
+            "<target@example.com>: Relay access denied",
+            "reject",
+            "rcpt",
+            454,
+            "relay_denied",
+        ),
+        (
+            "<spameri@tiscali.it>: Relay access denied",
+            "reject",
+            "rcpt",
+            554,
+            "relay_denied",
+        ),
+        (
+            "Recipient address rejected: Greylisted, see",
+            "reject",
+            "rcpt",
+            450,
+            "greylist",
+        ),
+        (
+            "reject: CONNECT from unknown[192.168.0.1]",
+            "reject",
+            "connect",
+            554,
+            "client",
+        ),
+        (
+            "<unknown[47.15.240.42]>: Client host rejected",
+            "reject",
+            "rcpt",
+            554,
+            "client",
+        ),
+        (
+            "Helo command rejected: need fully-qualified hostname; from=<spameri",
+            "reject",
+            "rcpt",
+            504,
+            "helo",
+        ),
+        (
+            "<smtp.digital.nuance.com>: Helo command rejected",
+            "reject",
+            "rcpt",
+            450,
+            "helo",
+        ),
+        (
+            "Data command rejected: Improper use of SMTP command pipelining",
+            "reject",
+            "data",
+            503,
+            "protocol",
+        ),
+        (
+            "blocked using zen.spamhaus.org; https://www.spamhaus.org/sbl/query/SBLCSS",
+            "reject",
+            "rcpt",
+            554,
+            "rbl",
+        ),
+        (
+            "<nonexistent1@mycompany.it>: Recipient address rejected",
+            "reject",
+            "rcpt",
+            550,
+            "unknown_recipient",
+        ),
+        (
+            "does not have a valid reverse DNS entry",
+            "milter-reject",
+            "rcpt",
+            550,
+            "client",
+        ),
+        (
+            "blocked using truncate.gbudb.net",
+            "reject",
+            "rcpt",
+            554,
+            "rbl",
+        ),
+    ];
+
+    #[test]
+    fn every_fixture_reject_has_its_class() {
+        use crate::log::{fixtures, line};
+        let mut used = [0usize; FIXTURE_REJECTS.len()];
+        let mut rejects = 0;
+        for (name, log) in fixtures::LOGS {
+            for l in fixtures::lines(log) {
+                let Ok(line) = line::parse(l) else { continue };
+                let Some(Event::Reject(r)) = parse(line.program, line.text) else {
+                    continue;
+                };
+                rejects += 1;
+                let found: Vec<_> = (0..FIXTURE_REJECTS.len())
+                    .filter(|&i| l.contains(FIXTURE_REJECTS[i].0))
+                    .collect();
+                let [i] = found[..] else {
+                    panic!("{name}: {} pieces match: {l}", found.len());
+                };
+                used[i] += 1;
+                let (_, action, stage, code, reason) = FIXTURE_REJECTS[i];
+                assert_eq!(tags(r), (action, stage, Some(code), reason), "{l}");
+                assert_ne!(reason, "other", "{l}");
+            }
+        }
+        assert!(
+            used.iter().all(|&n| n > 0),
+            "a piece matches no reject: {used:?}"
+        );
+        assert_eq!(used.iter().sum::<usize>(), rejects);
+        // The queue ID instead of NOQUEUE: the DATA reject of a session already queued.
+        let r = reject("3r4C9S5SrvzbbYr: reject: DATA from hostname.example[127.0.0.1]: 503 5.5.0 <DATA>: Data command rejected: Improper use of SMTP command pipelining; from=<postmaster@example> to=<postmaster@example> proto=ESMTP helo=<hostname.example>");
+        assert!(r.queued);
+        // https://github.com/bhozar/grafana-dashboards/issues/6 quotes this reply of a
+        // recipient restriction without its prefix; any such restriction but an unknown user.
+        assert_eq!(
+            classify("Recipient address rejected: Blacklisted on this mail filter. Contact hd@domain.tld"),
+            Reason::Recipient
+        );
     }
 
     /// Reply texts for the classes no public line above shows, in SPEC 7.2's reject format

@@ -69,10 +69,13 @@ pub fn parse(program: &str, text: &str) -> Option<Event> {
         (Direction::Out, rest.strip_prefix("to ")?)
     };
     // `host[addr]:port[ to sni]: PROTOCOL with cipher`: the host and SNI are names, with no
-    // `: `, so the first `: ` after the `]` ends the peer.
-    let (_, rest) = rest.split_once(']')?;
-    let (_, rest) = rest.split_once(": ")?;
-    let (protocol, _) = rest.split_once(" with cipher ")?;
+    // `: `, so the first `: ` after the `]` ends the peer. A line quoted cut short after the
+    // peer's name (one word, no `[`) is still a session, of an unknown protocol.
+    let protocol = match rest.split_once(']') {
+        Some((_, rest)) => rest.split_once(": ")?.1.split_once(" with cipher ")?.0,
+        None if !rest.is_empty() && !rest.contains(' ') => "",
+        None => return None,
+    };
     Some(Event {
         direction,
         trust,
@@ -174,6 +177,31 @@ mod tests {
         assert_eq!(
             tags("lmtp", "Anonymous TLS connection established to lmtp.example.com[192.0.2.6]:24: SSLv3 with cipher RC4-SHA (128/128 bits)"),
             ("out", "anonymous", "other")
+        );
+    }
+
+    /// https://github.com/sovereign/sovereign/pull/26 quotes two sessions cut after the peer's
+    /// name (2013): counted, of an unknown protocol.
+    #[test]
+    fn a_line_cut_after_the_peer() {
+        assert_eq!(
+            tags(
+                "smtp",
+                "Untrusted TLS connection established to gmail-smtp-in.l.google.com"
+            ),
+            ("out", "untrusted", "other")
+        );
+        assert_eq!(
+            tags(
+                "smtp",
+                "Trusted TLS connection established to gmail-smtp-in.l.google.com"
+            ),
+            ("out", "trusted", "other")
+        );
+        // More than a name after `to` is not a cut line.
+        assert_eq!(
+            parse("smtp", "Trusted TLS connection established to a b"),
+            None
         );
     }
 
