@@ -1,8 +1,10 @@
 //! `postfix-dogstatsd check`: collect every instance once and show what was found and exactly
-//! what would be sent, like `datadog-agent check postfix`.
+//! what would be sent, like `datadog-agent check postfix`; with `log:`, the mail flow of the
+//! last minutes too (`recent`), counted as `run` counts it.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -10,10 +12,12 @@ use crate::collect::{self, Collection, Method};
 use crate::config::{Config, Instance};
 use crate::dogstatsd::{self, Sink, SinkError};
 use crate::live::Live;
-use crate::metrics::{self, Cycle, Status};
+use crate::metrics::{self, Cycle, Kind, LogState, Status, Value};
+use crate::recent::{self, grouped, Recent};
 
-/// Runs the check and prints it; `Ok(true)` when every instance collected without error.
-pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
+/// Runs the check and prints it; `Ok(true)` when every instance collected without error and
+/// the mail log (when `log:` is on) could be read. `log_since`: how far back the log is read.
+pub async fn run(config: &Config, send: bool, log_since: Duration) -> Result<bool, SinkError> {
     let sink = if send {
         Some(Sink::new(&config.target)?)
     } else {
@@ -60,12 +64,20 @@ pub async fn run(config: &Config, send: bool) -> Result<bool, SinkError> {
         lines.extend(dogstatsd::report_lines(&report));
     }
     let mut text = format!("config: {}\ntarget: {}\n", config.source, config.target);
-    if let Some(log) = &config.log {
-        // What `run` would follow; its counts come from `run`, which keeps a position.
-        let (chosen, why) = crate::follow::choose(log, &cancel).await;
-        let _ = writeln!(text, "mail log: {chosen} ({why})");
+    let mut flow = String::new();
+    match &config.log {
+        Some(log) => {
+            // What `run` would follow, read from a time instead of its saved position.
+            let (chosen, why) = crate::follow::choose(log, &cancel).await;
+            let _ = writeln!(text, "mail log: {chosen} ({why})");
+            let instances = crate::follow::instances(config);
+            let recent = recent::read(log, &chosen, &instances, log_since, &cancel).await;
+            all_ok &= recent.problem.is_none();
+            write_flow(&mut flow, &recent, log_since);
+        }
+        None => text.push_str("mail log: off (no `log:` section, or `source: none`)\n"),
     }
-    let _ = write!(text, "\n{table}\n");
+    let _ = write!(text, "\n{table}{flow}\n");
     write_series(&mut text, config, &lines);
     match &sink {
         Some(sink) => match sink.send(&lines) {
@@ -147,6 +159,115 @@ fn write_instance(
         let _ = writeln!(out, "  error: {}", crate::error_chain(e));
     }
     out.push('\n');
+}
+
+/// The mail flow of the window: a line of totals, what the count covers when it is not the
+/// whole window, any error, then one table per metric of the counts `run` would send for
+/// these lines (tag names as columns), and the message sizes.
+fn write_flow(out: &mut String, r: &Recent, window: Duration) {
+    let unparsed: u64 = r.flush.unparsed.iter().map(|(_, n)| n).sum();
+    let _ = writeln!(
+        out,
+        "mail flow, last {} (from {}): {} lines, {} not understood",
+        crate::config::age_label(window.as_secs()),
+        recent::local_text(r.since, r.now),
+        grouped(r.flush.lines),
+        grouped(unparsed)
+    );
+    for note in &r.notes {
+        let _ = writeln!(out, "  note: {note}");
+    }
+    if let Some(problem) = &r.problem {
+        let _ = writeln!(out, "  error: {problem}");
+    }
+    // What `run` would send for these lines, as tables: the counts, each metric's own tags
+    // as columns.
+    let report = metrics::log_report(&r.flush, &LogState::default(), &[], &[]);
+    let mut tables: Vec<(&str, Vec<Row<'_>>)> = Vec::new();
+    for sample in &report.samples {
+        let (Kind::Count, Value::Int(n)) = (sample.kind, sample.value) else {
+            continue;
+        };
+        if sample.name == metrics::LOG_LINES {
+            continue; // in the line of totals
+        }
+        let tags = sample
+            .tags
+            .iter()
+            .map(|t| t.split_once(':').unwrap_or((t, "")))
+            .collect();
+        match tables.iter_mut().find(|(name, _)| *name == sample.name) {
+            Some((_, rows)) => rows.push((tags, n)),
+            None => tables.push((sample.name, vec![(tags, n)])),
+        }
+    }
+    for (name, rows) in &tables {
+        let mut header: Vec<String> = rows[0].0.iter().map(|(k, _)| k.to_uppercase()).collect();
+        header.push("COUNT".to_owned());
+        let body: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(tags, n)| {
+                let mut row: Vec<String> = tags.iter().map(|(_, v)| (*v).to_owned()).collect();
+                row.push(grouped(*n));
+                row
+            })
+            .collect();
+        write_table(out, name, &header, &body, 1);
+    }
+    if !r.flush.sizes.is_empty() {
+        let body: Vec<Vec<String>> = r
+            .flush
+            .sizes
+            .iter()
+            .map(|s| {
+                let kept = s.bytes.len() as f64;
+                let mean = s.bytes.iter().sum::<u64>() as f64 / kept.max(1.0);
+                vec![
+                    s.instance.clone(),
+                    grouped((kept / s.rate).round() as u64),
+                    grouped(mean.round() as u64),
+                ]
+            })
+            .collect();
+        let header = ["INSTANCE", "MESSAGES", "MEAN BYTES"].map(str::to_owned);
+        write_table(out, metrics::MESSAGES_SIZE, &header, &body, 2);
+    }
+    out.push('\n');
+}
+
+/// A count's tags (name, value) and its value.
+type Row<'a> = (Vec<(&'a str, &'a str)>, u64);
+
+/// `title`, then the rows under their header, aligned: text columns to the left, the last
+/// `numbers` columns to the right.
+fn write_table(
+    out: &mut String,
+    title: &str,
+    header: &[String],
+    body: &[Vec<String>],
+    numbers: usize,
+) {
+    let mut widths: Vec<usize> = header.iter().map(String::len).collect();
+    for row in body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let _ = writeln!(out, "  {title}");
+    for row in std::iter::once(header).chain(body.iter().map(Vec::as_slice)) {
+        let first_number = row.len().saturating_sub(numbers);
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
+            if i >= first_number {
+                let _ = write!(line, "  {cell:>w$}");
+            } else {
+                let _ = write!(line, "  {cell:<w$}");
+            }
+        }
+        out.push_str("  ");
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
 }
 
 /// What the config costs in Datadog custom metrics: the series sent this cycle, and the most

@@ -1,6 +1,7 @@
 //! The command line (the man page is generated from these definitions).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -40,11 +41,22 @@ pub enum Command {
     /// SIGHUP re-reads the config; SIGTERM or SIGINT stops.
     Run,
     /// Collect every instance once, print a table and the exact DogStatsD lines, and exit 1 if
-    /// any instance failed. Sends nothing unless --send is given.
+    /// any instance failed or the mail log could not be read. Sends nothing unless --send is
+    /// given.
+    ///
+    /// With a `log:` section, also counts what the mail log holds from --log-since ago until
+    /// now, as `run` would, and prints the counts per family after the queues (printed only,
+    /// never sent); the saved log position and journal cursor are neither used nor changed.
     Check {
         /// Also send the lines to DogStatsD.
         #[arg(long)]
         send: bool,
+        /// How far back the mail log is counted: seconds, or a number with s, m, h, d or w
+        /// (30s, 10m, 2h). A file is read from its first line stamped within it (and its
+        /// rotated .1 when the window starts there), at most its last 64 MiB; the journal
+        /// with journalctl --since.
+        #[arg(long, value_name = "AGE", default_value = "10m", value_parser = log_since)]
+        log_since: Duration,
     },
     /// Check the config and exit: 0 when it is valid, 78 with every problem listed when not.
     Validate,
@@ -54,4 +66,15 @@ pub enum Command {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// `--log-since`: an age as the config writes them (`age_thresholds`), more than 0.
+fn log_since(text: &str) -> Result<Duration, String> {
+    match crate::config::parse_age(text) {
+        Some(0) => Err("the window must be longer than 0 s".to_owned()),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(format!(
+            "{text:?} is not an age: a number of seconds, or a number with s, m, h, d or w (30s, 10m, 2h)"
+        )),
+    }
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use env::{DatadogEnv, UrlError};
+pub use rules::{age_label, parse_age};
 
 pub use crate::collect::{Commands, MethodConfig};
 

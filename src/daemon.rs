@@ -117,17 +117,12 @@ async fn reload(
 
 fn start_log(config: &Config, sink: &Sink) -> Option<LogTask> {
     config.log.as_ref().map(|log| {
-        let instances = config
-            .instances
-            .iter()
-            .filter_map(|i| match &i.method {
-                crate::collect::MethodConfig::Run(_, settings) => {
-                    Some((settings.config_directory.clone(), i.instance_tag.clone()))
-                }
-                _ => None,
-            })
-            .collect();
-        LogTask::start(log, instances, &config.global_tags, sink)
+        LogTask::start(
+            log,
+            crate::follow::instances(config),
+            &config.global_tags,
+            sink,
+        )
     })
 }
 

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::config::{LogConfig, LogSource};
+use crate::config::{Config, LogConfig, LogSource};
 use crate::dogstatsd::{report_lines, Sink};
 use crate::exec::{self, Command, Limits};
 use crate::live::Live;
@@ -29,7 +29,7 @@ const READ_BYTES: usize = 64 * 1024;
 /// lines/s; 4 MiB followed only 2,650, and the benchmark saw it fall behind 5,000 lines/s.
 pub const FLUSH_BYTES: u64 = 64 * 1024 * 1024;
 /// The same for the journal, whose JSON entries are about three times a syslog line.
-const JOURNAL_FLUSH_BYTES: usize = 192 * 1024 * 1024;
+pub const JOURNAL_FLUSH_BYTES: usize = 192 * 1024 * 1024;
 /// Distinct `instance:` values (from `syslog_name`); later ones count as `other`. Anyone who
 /// can call logger(1) can write a line under any name.
 pub const MAX_INSTANCES: usize = 32;
@@ -194,6 +194,75 @@ async fn postconf_value(
         .then(|| String::from_utf8_lossy(&out).trim().to_owned())
 }
 
+/// The configured Postfix instances the log wing tags lines for: each instance's config
+/// directory and its `instance:` value (an instance that cannot run, its discovery failed,
+/// has none).
+pub fn instances(config: &Config) -> Vec<(PathBuf, String)> {
+    config
+        .instances
+        .iter()
+        .filter_map(|i| match &i.method {
+            crate::collect::MethodConfig::Run(_, settings) => {
+                Some((settings.config_directory.clone(), i.instance_tag.clone()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Lines counted as the daemon counts them: only Postfix's (`instance_of`), each under its
+/// instance's `instance:` value. The follower and `check`'s window share it.
+#[derive(Debug)]
+pub struct Tally {
+    pub counters: Counters,
+    /// `syslog_name` up to its first `/`, and its `instance:` value.
+    instances: Vec<(String, String)>,
+}
+
+impl Tally {
+    /// `known`: the configured instances' syslog names, as [`syslog_names`] finds them.
+    pub fn new(known: Vec<(String, String)>) -> Tally {
+        Tally {
+            counters: Counters::new(),
+            instances: known,
+        }
+    }
+
+    /// One line of a log file, without its `\n`.
+    pub fn line(&mut self, bytes: &[u8]) {
+        // Almost every line is valid UTF-8: checking is cheaper than a lossy copy.
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        };
+        if let Ok(l) = line::parse(&text) {
+            if let Some(instance) = instance_of(&mut self.instances, l.syslog_name) {
+                self.counters.count(&l, &instance);
+            }
+        }
+    }
+
+    /// One journal entry: its `SYSLOG_IDENTIFIER` and `MESSAGE`.
+    pub fn entry(&mut self, ident: &str, text: &str) {
+        if let Ok(l) = line::from_parts(ident, text) {
+            if let Some(instance) = instance_of(&mut self.instances, l.syslog_name) {
+                self.counters.count(&l, &instance);
+            }
+        }
+    }
+}
+
+/// Why the file source could not read, with what to do about a permission.
+pub fn file_problem(e: &SourceError) -> String {
+    match e {
+        SourceError::PermissionDenied { path } => format!(
+            "cannot read {}: permission denied (add the service user to the group `{LOG_GROUP}`, which may read the mail log: usermod -a -G {LOG_GROUP} postfix-dogstatsd)",
+            path.display()
+        ),
+        other => crate::error_chain(other),
+    }
+}
+
 /// The running log task.
 #[derive(Debug)]
 pub struct LogTask {
@@ -289,9 +358,7 @@ struct Follower {
     source: Source,
     /// Where the position (or cursor) is saved.
     position_file: PathBuf,
-    counters: Counters,
-    /// `syslog_name` up to its first `/`, and its `instance:` value.
-    instances: Vec<(String, String)>,
+    tally: Tally,
     read_problem: Option<String>,
     position_problem: Option<String>,
 }
@@ -340,8 +407,7 @@ impl Follower {
         Follower {
             source,
             position_file,
-            counters: Counters::new(),
-            instances: known,
+            tally: Tally::new(known),
             read_problem: None,
             position_problem,
         }
@@ -365,7 +431,7 @@ impl Follower {
             (Source::Journal { source, .. }, true) => age(source.newest()),
             _ => 0.0,
         };
-        let counts = self.counters.flush();
+        let counts = self.tally.counters.flush();
         let missing = match &self.source {
             Source::File {
                 missing: true,
@@ -405,30 +471,11 @@ impl Follower {
         };
         let mut budget = FLUSH_BYTES;
         loop {
-            let (counters, instances) = (&mut self.counters, &mut self.instances);
-            let result = source.read(READ_BYTES, |bytes| {
-                // Almost every line is valid UTF-8: checking is cheaper than a lossy copy.
-                let text = match std::str::from_utf8(bytes) {
-                    Ok(text) => std::borrow::Cow::Borrowed(text),
-                    Err(_) => String::from_utf8_lossy(bytes),
-                };
-                if let Ok(l) = line::parse(&text) {
-                    if let Some(instance) = instance_of(instances, l.syslog_name) {
-                        counters.count(&l, &instance);
-                    }
-                }
-            });
-            let progress = match result {
+            let tally = &mut self.tally;
+            let progress = match source.read(READ_BYTES, |bytes| tally.line(bytes)) {
                 Ok(progress) => progress,
                 Err(e) => {
-                    let text = match &e {
-                        SourceError::PermissionDenied { path } => format!(
-                            "cannot read {}: permission denied (add the service user to the group `{LOG_GROUP}`, which may read the mail log: usermod -a -G {LOG_GROUP} postfix-dogstatsd)",
-                            path.display()
-                        ),
-                        other => crate::error_chain(other),
-                    };
-                    report(&mut self.read_problem, text);
+                    report(&mut self.read_problem, file_problem(&e));
                     return false;
                 }
             };
@@ -438,7 +485,7 @@ impl Follower {
             for event in &progress.events {
                 say_file(path, missing, *event);
             }
-            self.counters.too_long(progress.too_long);
+            self.tally.counters.too_long(progress.too_long);
             budget = budget.saturating_sub(progress.bytes.max(1));
             if !progress.more {
                 return true;
@@ -455,20 +502,15 @@ impl Follower {
         let Source::Journal { source, .. } = &mut self.source else {
             return false;
         };
-        let (counters, instances) = (&mut self.counters, &mut self.instances);
-        let progress = source.read(JOURNAL_FLUSH_BYTES, |ident, text| {
-            if let Ok(l) = line::from_parts(ident, text) {
-                if let Some(instance) = instance_of(instances, l.syslog_name) {
-                    counters.count(&l, &instance);
-                }
-            }
-        });
+        let tally = &mut self.tally;
+        let progress = source.read(JOURNAL_FLUSH_BYTES, |ident, text| tally.entry(ident, text));
         if let Some(command) = progress.started {
             tracing::info!(command, "reading the journal");
         }
         // An entry too long to hold, or output that is no entry: counted where it shows
         // (`postfix.log.unparsed`, `service:unknown`), never dropped unseen.
-        self.counters
+        self.tally
+            .counters
             .too_long(progress.too_long + progress.not_entries);
         match progress.problem {
             Some(e) => {
@@ -596,7 +638,7 @@ fn instance_of(known: &mut Vec<(String, String)>, syslog_name: &str) -> Option<S
 /// value its queue metrics carry, asked of `postconf -c DIR -xh syslog_name` (the first
 /// instance of a config directory wins). An instance postconf cannot tell about is left to the
 /// naming rule of `line::instance_tag`.
-async fn syslog_names(
+pub async fn syslog_names(
     postconf: &Path,
     instances: &[(PathBuf, String)],
     cancel: &exec::Cancel,

@@ -24,6 +24,7 @@ pub mod paced;
 pub mod postconf;
 pub mod queue;
 pub mod reason;
+pub mod recent;
 pub mod schedule;
 pub mod snapshot;
 pub mod spelling;

@@ -15,6 +15,7 @@ pub mod queue;
 pub mod severity;
 pub mod smtpd;
 pub mod source;
+pub mod stamp;
 pub mod tls;
 
 #[cfg(test)]

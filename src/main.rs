@@ -47,7 +47,7 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_CONFIG)
             }
         },
-        Command::Check { send } => {
+        Command::Check { send, log_since } => {
             let config = match config::load(&source, &env) {
                 Ok(c) => c,
                 Err(e) => {
@@ -55,7 +55,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(EXIT_CONFIG);
                 }
             };
-            match runtime().map(|rt| rt.block_on(check::run(&config, send))) {
+            match runtime().map(|rt| rt.block_on(check::run(&config, send, log_since))) {
                 Ok(Ok(true)) => ExitCode::SUCCESS,
                 Ok(Ok(false)) => ExitCode::from(EXIT_FAILED),
                 Ok(Err(e)) => fail(&e),

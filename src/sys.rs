@@ -121,6 +121,25 @@ pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
     usize::try_from(current).map_err(|_| io::Error::last_os_error())
 }
 
+/// The local time zone's offset from UTC, in seconds east, at the moment `unix` (seconds since
+/// the epoch): what a syslog stamp without a zone was written in. 0 when the C library cannot
+/// tell (no zone data: it then keeps UTC too).
+// `time_t` and `tm_gmtoff` are 64-bit on the targets we build for, narrower on some others.
+#[allow(clippy::useless_conversion)]
+pub fn utc_offset(unix: i64) -> i64 {
+    let t = libc::time_t::try_from(unix).unwrap_or(libc::time_t::MAX);
+    // SAFETY: all-zero is a valid bit pattern for `struct tm` (integers and a null pointer).
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are to live locals for the duration of the call; localtime_r is
+    // the reentrant form and keeps no pointer to them.
+    let done = unsafe { libc::localtime_r(&t, &mut tm) };
+    if done.is_null() {
+        0
+    } else {
+        i64::from(tm.tm_gmtoff)
+    }
+}
+
 /// Makes glibc's malloc give large buffers back to the system when they are freed. By default
 /// glibc raises its mmap threshold each time a large block is freed, after which large line
 /// buffers come from the heap and fragment it: the soak test saw RSS climb from 7 to 68 MiB

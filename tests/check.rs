@@ -705,3 +705,368 @@ fn captured_failures_of_a_real_postqueue_and_the_odd_fakes() {
     // The flood is kept bounded in the message.
     assert!(text.len() < 200_000, "{} bytes of output", text.len());
 }
+
+/// `lines` (each starting with a 15-byte `Dec 01 20:46:37` stamp) stamped `at` (seconds since
+/// the epoch) instead, as `date` writes it in the zone `tz` with `format`.
+fn stamped(lines: &str, at: u64, tz: &str, format: &str) -> String {
+    let out = std::process::Command::new("date")
+        .env("TZ", tz)
+        .args(["-d", &format!("@{at}"), &format!("+{format}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stamp = stdout(&out).trim_end_matches('\n').to_owned();
+    lines
+        .lines()
+        .map(|l| format!("{stamp}{}\n", &l[15..]))
+        .collect()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The rows of the table `title` in `check`'s mail flow, each split on whitespace, without
+/// its header.
+fn flow_rows(text: &str, title: &str) -> Vec<Vec<String>> {
+    let want = format!("  {title}");
+    text.lines()
+        .skip_while(|l| *l != want)
+        .skip(2)
+        .take_while(|l| l.starts_with("    "))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+fn row(cells: &[&str]) -> Vec<String> {
+    cells.iter().map(|c| (*c).to_owned()).collect()
+}
+
+/// The captured log twice, an hour apart, with 3 bounces before and 2 deliveries after: the
+/// last 10 minutes hold one copy and the 2 deliveries, the last 2 hours everything.
+#[test]
+fn check_counts_the_last_minutes_of_the_log_file_and_writes_nothing() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/mixed.jsonl"),
+        None,
+    );
+    let state = s.path("state");
+    let log = s.path("mail.log");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\nlog:\n  source: file\n  path: {}\n  state_directory: {}\n",
+        s.path("pf").display(),
+        log.display(),
+        state.display()
+    ));
+    // BSD (space-padded day) and maillog_file stamps are local time: a zone east and one west
+    // of UTC; RFC 3339 carries its own offset.
+    for (tz, format) in [
+        ("UTC-3", "%b %e %H:%M:%S"),
+        ("UTC+5", "%b %d %H:%M:%S"),
+        ("UTC+5", "%Y-%m-%dT%H:%M:%S.123456%:z"),
+        ("UTC", "%Y-%m-%dT%H:%M:%SZ"),
+    ] {
+        let now = now();
+        let text = [
+            stamped(
+                &status_lines("postfix", "bounced", 3),
+                now - 3700,
+                tz,
+                format,
+            ),
+            stamped(&captured_log(), now - 3600, tz, format),
+            stamped(&captured_log(), now - 300, tz, format),
+            stamped(&status_lines("postfix", "sent", 2), now - 60, tz, format),
+        ]
+        .concat();
+        std::fs::write(&log, text).unwrap();
+        let out = run_env(&["check", "-c", config.to_str().unwrap()], &[("TZ", tz)]);
+        let text = stdout(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {text}{}",
+            stderr(&out)
+        );
+        assert!(
+            text.contains(&format!("mail log: {} (log.path)\n", log.display())),
+            "{text}"
+        );
+        assert!(
+            text.contains("mail flow, last 10m (from ")
+                && text.contains("): 112 lines, 0 not understood\n"),
+            "{format}: {text}"
+        );
+        let recipients = flow_rows(&text, "postfix.delivery.recipients");
+        assert_eq!(
+            recipients,
+            [
+                row(&["deferred", "error", "4", "none", "/etc/postfix", "12"]),
+                row(&["deferred", "smtp", "4", "none", "/etc/postfix", "6"]),
+                row(&["sent", "local", "2", "local", "/etc/postfix", "2"]),
+            ],
+            "{format}: {text}"
+        );
+        assert_eq!(
+            flow_rows(&text, "postfix.messages.received"),
+            [row(&["pickup", "/etc/postfix", "12"])],
+            "{text}"
+        );
+        assert_eq!(
+            flow_rows(&text, "postfix.log.warnings"),
+            [row(&["fatal", "postqueue", "/etc/postfix", "2"])],
+            "{text}"
+        );
+        // The mail flow sits between the queue table and the series.
+        let (queues, flow, series) = (
+            text.find("  QUEUE ").unwrap(),
+            text.find("mail flow,").unwrap(),
+            text.find("series (each").unwrap(),
+        );
+        assert!(queues < flow && flow < series, "{text}");
+        // Nothing from the log is among the lines sent.
+        assert!(!text.contains("postfix.delivery.recipients:"), "{text}");
+
+        let out = run_env(
+            &["check", "-c", config.to_str().unwrap(), "--log-since", "2h"],
+            &[("TZ", tz)],
+        );
+        let text = stdout(&out);
+        assert!(
+            text.contains("mail flow, last 2h (from ")
+                && text.contains("): 225 lines, 0 not understood\n"),
+            "{format}: {text}"
+        );
+        assert_eq!(
+            flow_rows(&text, "postfix.delivery.recipients"),
+            [
+                row(&["bounced", "local", "5", "local", "/etc/postfix", "3"]),
+                row(&["deferred", "error", "4", "none", "/etc/postfix", "24"]),
+                row(&["deferred", "smtp", "4", "none", "/etc/postfix", "12"]),
+                row(&["sent", "local", "2", "local", "/etc/postfix", "2"]),
+            ],
+            "{format}: {text}"
+        );
+        // The window starts before the file's first line, and there is no mail.log.1.
+        assert!(
+            text.contains(&format!("note: {} starts at ", log.display()))
+                && text.contains("after the window's start, and there is no "),
+            "{text}"
+        );
+        assert!(!state.exists(), "check made {}", state.display());
+    }
+
+    // A saved position and cursor are neither read nor changed.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("log-position.json"), "not json").unwrap();
+    std::fs::write(state.join("journal-cursor"), "s=1;t=2\n").unwrap();
+    let before: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), e.metadata().unwrap().modified().unwrap())
+        })
+        .collect();
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("): 112 lines"), "{}", stdout(&out));
+    let after: Vec<_> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name(), e.metadata().unwrap().modified().unwrap())
+        })
+        .collect();
+    assert_eq!(before, after);
+    assert_eq!(
+        std::fs::read_to_string(state.join("log-position.json")).unwrap(),
+        "not json"
+    );
+}
+
+/// The window starts in the rotated file: its lines first, then the current file's.
+#[test]
+fn check_reads_the_rotated_file_when_the_window_starts_in_it() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/empty.jsonl"),
+        None,
+    );
+    let log = s.path("mail.log");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\nlog:\n  source: file\n  path: {}\n  state_directory: {}\n",
+        s.path("pf").display(),
+        log.display(),
+        s.path("state").display()
+    ));
+    let (now, tz, format) = (now(), "UTC", "%b %e %H:%M:%S");
+    s.write(
+        "mail.log.1",
+        [
+            stamped(
+                &status_lines("postfix", "bounced", 3),
+                now - 3600,
+                tz,
+                format,
+            ),
+            stamped(
+                &status_lines("postfix", "bounced", 4),
+                now - 400,
+                tz,
+                format,
+            ),
+        ]
+        .concat(),
+    );
+    s.write(
+        "mail.log",
+        stamped(&status_lines("postfix", "sent", 5), now - 100, tz, format),
+    );
+    let out = run_env(&["check", "-c", config.to_str().unwrap()], &[("TZ", tz)]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("): 9 lines, 0 not understood\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "note: the window starts in {}.1: 4 lines from it, then {}\n",
+            log.display(),
+            log.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        flow_rows(&text, "postfix.delivery.recipients"),
+        [
+            row(&["bounced", "local", "5", "local", "/etc/postfix", "4"]),
+            row(&["sent", "local", "2", "local", "/etc/postfix", "5"]),
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn check_fails_when_the_log_cannot_be_read_and_says_why() {
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/empty.jsonl"),
+        None,
+    );
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\nlog:\n  source: file\n  path: {}\n  state_directory: {}\n",
+        s.path("pf").display(),
+        s.path("nowhere.log").display(),
+        s.path("state").display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "  error: cannot open {}: No such file or directory",
+            s.path("nowhere.log").display()
+        )),
+        "{text}"
+    );
+    // The queues were still collected and shown.
+    assert!(text.contains(": OK (postqueue -j, "), "{text}");
+    assert!(!s.path("state").exists());
+}
+
+#[test]
+fn a_bad_log_since_is_a_usage_error() {
+    for (value, says) in [
+        ("10x", "is not an age"),
+        ("m", "is not an age"),
+        ("-5m", "is not an age"),
+        ("0", "longer than 0"),
+    ] {
+        let out = run(&["check", &format!("--log-since={value}")]);
+        assert_eq!(out.status.code(), Some(2), "{value}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("--log-since") && err.contains(says),
+            "{value}: {err}"
+        );
+    }
+}
+
+/// The journal's window, by journald's receive time: an hour-old copy of the captured log is
+/// left out, and another facility's entry is not the mail log.
+#[test]
+fn check_counts_the_last_minutes_of_the_journal() {
+    let Some(remote) = journal_remote() else {
+        return;
+    };
+    let s = Scratch::new();
+    s.postfix(
+        "pf",
+        "ok",
+        Some("tests/fixtures/postqueue-j/empty.jsonl"),
+        None,
+    );
+    let journal = s.path("journal");
+    std::fs::create_dir_all(&journal).unwrap();
+    let file = journal.join("remote.journal");
+    let us = now() * 1_000_000;
+    journal_append_at(
+        remote,
+        &file,
+        &status_lines("postfix", "bounced", 3),
+        2,
+        us - 3_700_000_000,
+    );
+    journal_append_at(remote, &file, &captured_log(), 2, us - 3_600_000_000);
+    journal_append_at(remote, &file, &captured_log(), 2, us - 300_000_000);
+    journal_append_at(
+        remote,
+        &file,
+        &status_lines("postfix", "sent", 2),
+        2,
+        us - 60_000_000,
+    );
+    journal_append_at(
+        remote,
+        &file,
+        &status_lines("postfix", "sent", 1),
+        3,
+        us - 30_000_000,
+    );
+    let state = s.path("state");
+    let config = s.config(&format!(
+        "instances:\n  - {{method: postqueue, config_directory: {}}}\nlog:\n  source: journal\n  journal_directory: {}\n  state_directory: {}\n",
+        s.path("pf").display(),
+        journal.display(),
+        state.display()
+    ));
+    let out = run(&["check", "-c", config.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("mail log: the journal (log.source is journal)\n"),
+        "{text}"
+    );
+    assert!(text.contains("): 112 lines, 0 not understood\n"), "{text}");
+    assert_eq!(
+        flow_rows(&text, "postfix.delivery.recipients"),
+        [
+            row(&["deferred", "error", "4", "none", "/etc/postfix", "12"]),
+            row(&["deferred", "smtp", "4", "none", "/etc/postfix", "6"]),
+            row(&["sent", "local", "2", "local", "/etc/postfix", "2"]),
+        ],
+        "{text}"
+    );
+    let out = run(&["check", "-c", config.to_str().unwrap(), "--log-since", "2h"]);
+    let text = stdout(&out);
+    assert!(text.contains("): 225 lines, 0 not understood\n"), "{text}");
+    assert!(!state.exists(), "check made {}", state.display());
+}

@@ -248,7 +248,7 @@ impl Walker {
 }
 
 /// `90s`, `5m`, `1h`, `3d`, `2w` -> seconds.
-fn parse_age(s: &str) -> Option<u64> {
+pub fn parse_age(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (n, unit) = s.split_at(split);

@@ -1,6 +1,6 @@
-//! One log line taken apart: the syslog prefix (in any of its three forms), the identifier
-//! Postfix logs under, and the text. The timestamp is skipped, never trusted: BSD and
-//! `maillog_file` stamps have no year and no zone, and counts are made when lines are read.
+//! One log line taken apart: the syslog prefix (in any of its three forms, `stamp`), the
+//! identifier Postfix logs under, and the text. The timestamp is skipped, never trusted: BSD
+//! and `maillog_file` stamps have no year and no zone, and counts are made when lines are read.
 
 /// The most copies one `message repeated N times` line stands for.
 pub const MAX_REPEATS: u32 = 1000;
@@ -38,7 +38,7 @@ pub enum LineError {
 ///
 /// Linear in the line's length, and it allocates nothing.
 pub fn parse(line: &str) -> Result<Line<'_>, LineError> {
-    let rest = skip_timestamp(line).ok_or(LineError::NoPrefix)?;
+    let (_stamp, rest) = super::stamp::split(line).ok_or(LineError::NoPrefix)?;
     let (_host, rest) = rest.split_once(' ').ok_or(LineError::NoPrefix)?;
     let (ident, text) = split_ident(rest).ok_or(LineError::NoPrefix)?;
     from_parts(ident, text)
@@ -85,26 +85,6 @@ pub fn instance_tag(syslog_name: &str) -> String {
     } else {
         crate::tag::sanitize(name).into_owned()
     }
-}
-
-/// The rest of the line after the timestamp and the space that ends it.
-fn skip_timestamp(line: &str) -> Option<&str> {
-    let bytes = line.as_bytes();
-    if bytes.len() > 10 && bytes[..4].iter().all(u8::is_ascii_digit) && bytes[4] == b'-' {
-        // RFC 3339: one token.
-        return line.split_once(' ').map(|(_, rest)| rest);
-    }
-    // `Mmm dd hh:mm:ss` or `Mmm  d hh:mm:ss`: a month, a day, a time.
-    let month = bytes.get(..3)?;
-    if !month.iter().all(u8::is_ascii_alphabetic) || bytes.get(3) != Some(&b' ') {
-        return None;
-    }
-    let rest = line[4..].trim_start_matches(' ');
-    let (day, rest) = rest.split_once(' ')?;
-    let (time, rest) = rest.split_once(' ')?;
-    let day_ok = !day.is_empty() && day.len() <= 2 && day.bytes().all(|b| b.is_ascii_digit());
-    let time_ok = time.len() == 8 && time.bytes().filter(|&b| b == b':').count() == 2;
-    (day_ok && time_ok).then_some(rest)
 }
 
 /// `ident[pid]: text` or `ident: text` into the identifier and the text.

@@ -1,6 +1,7 @@
 //! Where log lines come from: a followed file (`file`) or the systemd journal (`journal`).
 //! Each source hands out whole lines and a position (a file offset, a journal cursor) that
-//! the caller saves once the counts those lines produced are flushed.
+//! the caller saves once the counts those lines produced are flushed. `window` reads the last
+//! minutes of a file without a position, for `check`.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -8,6 +9,7 @@ use std::path::Path;
 
 pub mod file;
 pub mod journal;
+pub mod window;
 
 /// Writes `bytes` to `path` so that a crash leaves either the old or the new content, never a
 /// mix: a temporary file beside it, fsync, rename over, fsync of the directory.

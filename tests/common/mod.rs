@@ -508,3 +508,90 @@ pub fn newsletter_queue() -> (Vec<u8>, Vec<u8>) {
     attr.push(0);
     (json, attr)
 }
+
+/// Lines of the captured Postfix 3.7.11 log, without its comments.
+pub fn captured_log() -> String {
+    let text =
+        std::fs::read_to_string(repo("tests/fixtures/logs/maillog-postfix-3.7.11.log")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+/// `n` delivery lines with `status`, as Postfix writes them (SPEC 7.2), under `syslog_name`.
+pub fn status_lines(syslog_name: &str, status: &str, n: usize) -> String {
+    let (dsn, text) = match status {
+        "sent" => ("2.0.0", "delivered to mailbox"),
+        _ => ("5.1.1", "unknown user: \"nosuchuser\""),
+    };
+    (0..n)
+        .map(|i| {
+            format!("Dec 01 20:46:{:02} localhost {syslog_name}/local[17699]: B10D1B84E{}: to=<u{i}@localhost>, relay=local, delay=0.01, delays=0/0/0/0, dsn={dsn}, status={status} ({text})\n", i % 60, i % 10)
+        })
+        .collect()
+}
+
+/// systemd-journal-remote writes real journal files from journald's export format, so the
+/// journal source is tested on what journalctl really reads, without a running journald.
+/// .ci/run installs it (Debian's systemd-journal-remote).
+pub fn journal_remote() -> Option<&'static str> {
+    let path = "/lib/systemd/systemd-journal-remote";
+    if Path::new(path).exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("CI").is_none() && std::env::var_os("POSTFIX_E2E").is_none(),
+        "{path} is missing: apt-get install systemd-journal-remote"
+    );
+    eprintln!("skipped: {path} is missing (apt-get install systemd-journal-remote)");
+    None
+}
+
+/// Appends syslog `lines` (`Mmm dd hh:mm:ss host ident[pid]: text`) to the journal file
+/// `file` as journald keeps them: identifier and message apart, facility `facility`. A line
+/// holding `\u{fffd}` gets a 0xff byte there instead, which journalctl shows as an array of
+/// byte numbers.
+pub fn journal_append(remote: &str, file: &Path, lines: &str, facility: u8) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    journal_append_at(remote, file, lines, facility, now);
+}
+
+/// `journal_append` with journald's receive time `at` (microseconds since the epoch), one
+/// microsecond apart.
+pub fn journal_append_at(remote: &str, file: &Path, lines: &str, facility: u8, at: u64) {
+    use std::io::Write;
+    let mut export = Vec::new();
+    for (i, line) in lines.lines().enumerate() {
+        let rest = line.splitn(5, ' ').nth(4).unwrap();
+        let (head, text) = rest.split_once(": ").unwrap();
+        let (ident, pid) = head.trim_end_matches(']').split_once('[').unwrap();
+        let at = at + i as u64;
+        write!(
+            export,
+            "__REALTIME_TIMESTAMP={at}\n__MONOTONIC_TIMESTAMP={at}\n_BOOT_ID=0123456789abcdef0123456789abcdef\n_TRANSPORT=syslog\nSYSLOG_FACILITY={facility}\nSYSLOG_IDENTIFIER={ident}\nSYSLOG_PID={pid}\n"
+        )
+        .unwrap();
+        let message = text.replace('\u{fffd}', "\u{0}").into_bytes();
+        let message: Vec<u8> = message
+            .into_iter()
+            .map(|b| if b == 0 { 0xff } else { b })
+            .collect();
+        export.extend_from_slice(b"MESSAGE\n");
+        export.extend_from_slice(&(message.len() as u64).to_le_bytes());
+        export.extend_from_slice(&message);
+        export.extend_from_slice(b"\n\n");
+    }
+    let mut child = Command::new(remote)
+        .arg(format!("--output={}", file.display()))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&export).unwrap();
+    assert!(child.wait().unwrap().success());
+}

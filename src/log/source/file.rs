@@ -624,7 +624,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
-fn open_error(path: &Path, source: io::Error) -> SourceError {
+pub(super) fn open_error(path: &Path, source: io::Error) -> SourceError {
     if source.kind() == io::ErrorKind::PermissionDenied {
         SourceError::PermissionDenied {
             path: path.to_owned(),
@@ -637,7 +637,7 @@ fn open_error(path: &Path, source: io::Error) -> SourceError {
     }
 }
 
-fn read_error(path: &Path, source: io::Error) -> SourceError {
+pub(super) fn read_error(path: &Path, source: io::Error) -> SourceError {
     SourceError::Read {
         path: path.to_owned(),
         source,

@@ -223,6 +223,15 @@ impl JournalSource {
         }
     }
 
+    /// A source that reads what was logged from `since` on (`--since=@SECONDS`), without a
+    /// cursor: `check`'s window, which saves nothing.
+    pub fn since(options: JournalOptions, since: SystemTime) -> Self {
+        JournalSource {
+            since: Some(since),
+            ..JournalSource::open(options, None, StartAt::Beginning)
+        }
+    }
+
     /// The cursor to save once the counts of the entries handed out so far are flushed.
     pub fn cursor(&self) -> Option<&str> {
         self.cursor.as_deref()
@@ -567,8 +576,14 @@ mod tests {
             journalctl: "/usr/bin/journalctl".into(),
             directory: None,
         };
-        let (argv, only_cursor) = JournalSource::open(options, None, StartAt::Beginning).command();
+        let (argv, only_cursor) =
+            JournalSource::open(options.clone(), None, StartAt::Beginning).command();
         assert_eq!(argv.to_string(), "/usr/bin/journalctl --output=json --output-fields=SYSLOG_IDENTIFIER,MESSAGE --no-pager SYSLOG_FACILITY=2");
+        assert!(!only_cursor);
+        // check's window: from a time, no cursor.
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_613_445);
+        let (argv, only_cursor) = JournalSource::since(options, at).command();
+        assert_eq!(argv.to_string(), "/usr/bin/journalctl --output=json --output-fields=SYSLOG_IDENTIFIER,MESSAGE --no-pager --since=@1764613445 SYSLOG_FACILITY=2");
         assert!(!only_cursor);
     }
 
