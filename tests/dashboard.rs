@@ -1,8 +1,9 @@
-//! What we ship for Datadog (the dashboard in `packaging/datadog/`) asks only for what we send:
-//! every `postfix.*` name is in `metrics::ALL`, used as its form allows (percentiles of a
-//! distribution, `.as_count()` of a count, a service check only in a check), filtered and
-//! grouped only by tags it carries; the dashboard draws every name we send and keeps the stock
-//! dashboard's query.
+//! What we ship for Datadog (the dashboard and the recommended monitors in
+//! `packaging/datadog/`) asks only for what we send: every `postfix.*` name is in
+//! `metrics::ALL`, used as its form allows (percentiles of a distribution, `.as_count()` of a
+//! count, a service check only in a check), filtered and grouped only by tags it carries; the
+//! dashboard draws every name we send and keeps the stock dashboard's query; each monitor says
+//! what to check and has thresholds that agree with its query.
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -121,7 +122,7 @@ fn uses(text: &str) -> Vec<Use> {
 }
 
 /// Checks one use against what we send; `where_` says where it was found. The known
-/// template variables are the file's (`$scope`).
+/// template variables are the file's (`$scope`); a monitor has none.
 fn check_use(u: &Use, variables: &[String], where_: &str) -> &'static Sent {
     let sent = Sent::named(&u.name)
         .unwrap_or_else(|| panic!("{where_}: uses {}, which we never send", u.name));
@@ -206,6 +207,15 @@ fn check_every_string(file: &str, json: &Value, variables: &[String]) {
 
 fn dashboard_path() -> PathBuf {
     Path::new(DIR).join("postfix-dogstatsd-dashboard.json")
+}
+
+fn monitor_paths() -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(Path::new(DIR).join("monitors"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
 }
 
 /// The names of the queries a formula may use, and the identifiers it uses.
@@ -319,6 +329,120 @@ fn dashboard_draws_every_metric_we_send_and_only_those() {
         text.contains("\"q\": \"sum:postfix.queue.size{$scope}\""),
         "the stock query must keep working"
     );
+}
+
+/// A monitor's comparison: `... > 500`.
+fn comparison(query: &str) -> (&str, f64) {
+    let mut words = query.rsplitn(3, ' ');
+    let value = words.next().unwrap().parse().unwrap();
+    let op = words.next().unwrap();
+    assert!(
+        [">", ">=", "<", "<="].contains(&op),
+        "{query}: no comparison at the end"
+    );
+    (op, value)
+}
+
+fn number(options: &Value, name: &str) -> Option<f64> {
+    options["thresholds"].get(name).map(|v| v.as_f64().unwrap())
+}
+
+/// `{{key.name}}` in a monitor's name and message: each must be a key it groups by.
+fn tag_variables(text: &str) -> Vec<&str> {
+    text.split("{{")
+        .skip(1)
+        .filter_map(|s| s.split_once("}}"))
+        .filter_map(|(v, _)| v.trim().strip_suffix(".name"))
+        .collect()
+}
+
+#[test]
+fn monitors_query_what_we_send_and_say_what_to_check() {
+    let paths = monitor_paths();
+    assert!(paths.len() >= 10, "{paths:?}");
+    for path in paths {
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(file.ends_with(".json"), "{file}: not a monitor");
+        let m = read_json(&path);
+        check_every_string(&file, &m, &[]);
+        let field = |k: &str| {
+            m[k].as_str()
+                .filter(|s| !s.trim().is_empty())
+                .unwrap_or_else(|| panic!("{file}: no {k}"))
+        };
+        let (name, kind, query, message) = (
+            field("name"),
+            field("type"),
+            field("query"),
+            field("message"),
+        );
+        assert!(
+            message.matches('`').count() >= 2,
+            "{file}: the message names no command or query to check"
+        );
+        let options = &m["options"];
+        let critical =
+            number(options, "critical").unwrap_or_else(|| panic!("{file}: no critical threshold"));
+        let found = uses(query);
+        assert!(!found.is_empty(), "{file}: {query} asks nothing of ours");
+        let groups = &found[0].groups;
+        for u in &found {
+            check_use(u, &[], &file);
+            assert_eq!(&u.groups, groups, "{file}: every part must group alike");
+        }
+        match kind {
+            "service check" => {
+                assert!(found.iter().all(|u| u.check), "{file}: {query}");
+                let last: f64 = query
+                    .split(".last(")
+                    .nth(1)
+                    .and_then(|s| s.split(')').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("{file}: no .last(N) in {query}"));
+                for status in ["ok", "warning", "critical", "unknown"] {
+                    if let Some(n) = number(options, status) {
+                        assert!(
+                            n >= 1.0 && n <= last,
+                            "{file}: {status} {n} must be within .last({last})"
+                        );
+                    }
+                }
+            }
+            "query alert" | "metric alert" => {
+                assert!(found.iter().all(|u| !u.check), "{file}: {query}");
+                let (op, value) = comparison(query);
+                assert_eq!(
+                    critical, value,
+                    "{file}: critical is not the query's {value}"
+                );
+                let above = op.starts_with('>');
+                // The warning comes before the alert, each recovery before its level.
+                let before = |a: f64, b: f64| if above { a < b } else { a > b };
+                for (lower, upper) in [
+                    ("warning", "critical"),
+                    ("critical_recovery", "critical"),
+                    ("warning_recovery", "warning"),
+                ] {
+                    if let (Some(l), Some(u)) = (number(options, lower), number(options, upper)) {
+                        assert!(
+                            before(l, u),
+                            "{file}: {lower} {l} must come before {upper} {u} ({op})"
+                        );
+                    }
+                }
+            }
+            other => panic!("{file}: type {other:?} is not a metric or service check monitor"),
+        }
+        for v in tag_variables(name)
+            .into_iter()
+            .chain(tag_variables(message))
+        {
+            assert!(
+                groups.iter().any(|g| g == v),
+                "{file}: {{{{{v}.name}}}} is not a key it groups by ({groups:?})"
+            );
+        }
+    }
 }
 
 /// The parser sees what it must, so that the tests above can fail.
