@@ -49,41 +49,109 @@ pub const LOG_UNPARSED: &str = "postfix.log.unparsed";
 pub const LOG_LAG: &str = "postfix.log.lag";
 pub const CAN_READ_LOG: &str = "postfix.log.can_read";
 
-/// Every metric and service check name we send (the dashboard test checks against this).
-pub const ALL: [&str; 32] = [
-    QUEUE_SIZE,
-    QUEUE_BYTES,
-    QUEUE_RECIPIENTS,
-    QUEUE_OLDEST_AGE,
-    QUEUE_OLDER_THAN,
-    RECIPIENTS_BY_REASON,
-    RECIPIENTS_BY_DOMAIN,
-    DURATION,
-    ERRORS,
-    TRUNCATED,
-    SKIPPED,
-    CAN_COLLECT,
-    DELIVERY_RECIPIENTS,
-    DELIVERY_DELAY,
-    MESSAGES_EXPIRED,
-    DELIVERY_DELAY_STAGE,
-    MESSAGES_RECEIVED,
-    MESSAGES_SIZE,
-    SMTPD_CONNECTIONS,
-    SMTPD_LOST_CONNECTIONS,
-    SMTPD_TIMEOUTS,
-    SMTPD_REJECTS,
-    SMTPD_AUTH_FAILURES,
-    CLEANUP_ACTIONS,
-    BOUNCE_NOTIFICATIONS,
-    TLS_CONNECTIONS,
-    POSTSCREEN_EVENTS,
-    LOG_WARNINGS,
-    LOG_LINES,
-    LOG_UNPARSED,
-    LOG_LAG,
-    CAN_READ_LOG,
-];
+/// What a name is sent as, which says what a query may do with it (percentiles of a
+/// distribution, `.as_count()` of a count, a service check in a check monitor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Gauge,
+    Count,
+    Distribution,
+    ServiceCheck,
+}
+
+/// A metric or service check we send, and the tag keys of its own: what a dashboard or a
+/// monitor may filter and group by besides the user's tags (the instance's `tags` or
+/// `log.tags`, an instance's `service:`, `host:`, `dogstatsd.tags`, the `DD_*` tags) and the
+/// Agent's `host`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sent {
+    pub name: &'static str,
+    pub form: Form,
+    pub tags: &'static [&'static str],
+}
+
+const fn sent(name: &'static str, form: Form, tags: &'static [&'static str]) -> Sent {
+    Sent { name, form, tags }
+}
+
+const QUEUE: &[&str] = &["queue", "instance"];
+const INSTANCE: &[&str] = &["instance"];
+const DELIVERY: &[&str] = &["status", "service", "dsn_class", "relay", "instance"];
+
+/// Every metric and service check we send, with its form and own tags. The tests hold it to
+/// what `report` and `log_report` send, and the shipped dashboard and monitors to it.
+pub const ALL: [Sent; 32] = {
+    use Form::{Count, Distribution, Gauge, ServiceCheck};
+    [
+        sent(QUEUE_SIZE, Gauge, QUEUE),
+        sent(QUEUE_BYTES, Gauge, QUEUE),
+        sent(QUEUE_RECIPIENTS, Gauge, QUEUE),
+        sent(QUEUE_OLDEST_AGE, Gauge, QUEUE),
+        sent(QUEUE_OLDER_THAN, Gauge, &["queue", "age", "instance"]),
+        sent(
+            RECIPIENTS_BY_REASON,
+            Gauge,
+            &["queue", "reason", "instance"],
+        ),
+        sent(
+            RECIPIENTS_BY_DOMAIN,
+            Gauge,
+            &["queue", "domain", "instance"],
+        ),
+        sent(DURATION, Gauge, INSTANCE),
+        sent(ERRORS, Count, INSTANCE),
+        sent(TRUNCATED, Count, INSTANCE),
+        sent(SKIPPED, Count, INSTANCE),
+        sent(CAN_COLLECT, ServiceCheck, &["instance", "postfix_version"]),
+        sent(DELIVERY_RECIPIENTS, Count, DELIVERY),
+        sent(DELIVERY_DELAY, Distribution, DELIVERY),
+        sent(MESSAGES_EXPIRED, Count, INSTANCE),
+        sent(
+            DELIVERY_DELAY_STAGE,
+            Distribution,
+            &[
+                "status",
+                "service",
+                "dsn_class",
+                "relay",
+                "stage",
+                "instance",
+            ],
+        ),
+        sent(MESSAGES_RECEIVED, Count, &["source", "instance"]),
+        sent(MESSAGES_SIZE, Distribution, INSTANCE),
+        sent(SMTPD_CONNECTIONS, Count, INSTANCE),
+        sent(SMTPD_LOST_CONNECTIONS, Count, &["after", "why", "instance"]),
+        sent(SMTPD_TIMEOUTS, Count, &["after", "instance"]),
+        sent(
+            SMTPD_REJECTS,
+            Count,
+            &["stage", "code", "reason", "action", "instance"],
+        ),
+        sent(SMTPD_AUTH_FAILURES, Count, &["method", "instance"]),
+        sent(CLEANUP_ACTIONS, Count, &["action", "instance"]),
+        sent(BOUNCE_NOTIFICATIONS, Count, &["kind", "instance"]),
+        sent(
+            TLS_CONNECTIONS,
+            Count,
+            &["direction", "trust", "protocol", "instance"],
+        ),
+        sent(POSTSCREEN_EVENTS, Count, &["action", "instance"]),
+        sent(LOG_WARNINGS, Count, &["severity", "service", "instance"]),
+        // The log's own health has no `instance:`: one log serves every Postfix instance.
+        sent(LOG_LINES, Count, &[]),
+        sent(LOG_UNPARSED, Count, &["service"]),
+        sent(LOG_LAG, Gauge, &[]),
+        sent(CAN_READ_LOG, ServiceCheck, &[]),
+    ]
+};
+
+impl Sent {
+    /// The metric or service check of that name, if we send one.
+    pub fn named(name: &str) -> Option<&'static Sent> {
+        ALL.iter().find(|s| s.name == name)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Value {
@@ -545,27 +613,134 @@ const UNIFIED: [&str; 3] = ["env", "service", "version"];
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collect::Collection;
     use crate::dogstatsd::report_lines;
     use crate::log::counters::Counters;
     use crate::log::line;
 
-    /// The DogStatsD lines of one flush of `lines` (`ident|text`), those of `names` only.
-    fn sent(lines: &[(&str, &str)], names: &[&str]) -> Vec<String> {
+    /// One flush of `lines` (`ident|text`), with `log.tags` `wing:log` and the global `dc:test`.
+    fn flushed(lines: &[(&str, &str)]) -> Report {
         let mut c = Counters::new();
         for (ident, text) in lines {
             let l = line::from_parts(ident, text).unwrap();
             c.count(&l, &line::instance_tag(l.syslog_name));
         }
-        let report = log_report(
+        log_report(
             &c.flush(),
             &LogState::default(),
             &["wing:log".to_owned()],
             &["dc:test".to_owned()],
-        );
-        report_lines(&report)
+        )
+    }
+
+    /// The DogStatsD lines of one flush of `lines` (`ident|text`), those of `names` only.
+    fn sent(lines: &[(&str, &str)], names: &[&str]) -> Vec<String> {
+        report_lines(&flushed(lines))
             .into_iter()
             .filter(|l| names.iter().any(|n| l.starts_with(&format!("{n}:"))))
             .collect()
+    }
+
+    /// `ALL` says what is sent: every sample and service check of a queue report and of a log
+    /// flush that sees every family has the form and only the own tag keys `ALL` gives its
+    /// name, and every name and tag key in `ALL` is sent.
+    #[test]
+    fn all_names_the_form_and_tags_of_what_is_sent() {
+        use crate::config::{parse, DatadogEnv};
+        use crate::snapshot::{ListingRules, Recipient, Snapshot};
+        let config = parse(
+            "t",
+            "instances:\n  - method: postqueue\n    config_directory: /etc/postfix\n    tags: [mine:x]\n    top_domains: 1\n    age_thresholds: [1h]\n",
+            &DatadogEnv::default(),
+        )
+        .unwrap();
+        let rules = ListingRules {
+            now: 7200,
+            age_thresholds: vec![3600],
+        };
+        let mut snapshot = Snapshot::listed(&queue::LISTED, &rules);
+        let deferred = Recipient {
+            address: "a@example.com",
+            delay_reason: Some("connect to mx.example.com[192.0.2.1]:25: Connection refused"),
+        };
+        snapshot.record(queue::DEFERRED, &rules, Some(0), Some(300), &[deferred]);
+        snapshot.record_truncated(queue::ACTIVE, &rules, Some(0), Some(9), "ABC");
+        let collection = Collection {
+            snapshot,
+            postfix_version: Some("3.7.11".to_owned()),
+            ..Collection::default()
+        };
+        let cycle = Cycle {
+            duration: Some(Duration::from_millis(5)),
+            skipped: 1,
+        };
+        let queues = report(
+            &config.instances[0],
+            &["dc:test".to_owned()],
+            &collection,
+            cycle,
+        );
+
+        let log = flushed(&[
+            ("postfix/smtpd", "connect from mail.example.com[192.0.2.9]"),
+            ("postfix/smtpd", "lost connection after STARTTLS from unknown[192.0.2.7]"),
+            ("postfix/smtpd", "timeout after CONNECT from unknown[192.0.2.3]"),
+            ("postfix/smtpd", "NOQUEUE: reject: RCPT from localhost[127.0.0.1]: 550 5.1.1 <nosuchuser@localhost>: Recipient address rejected: User unknown in local recipient table; from=<a@example.net> to=<nosuchuser@localhost> proto=ESMTP helo=<client.example>"),
+            ("postfix/submission/smtpd", "warning: laptop.local[192.168.1.2]: SASL PLAIN authentication failed: generic failure"),
+            ("postfix/smtpd", "4104E3D: client=mail.example.com[192.0.2.9]"),
+            ("postfix/cleanup", "4104E3D: milter-reject: END-OF-MESSAGE from mail.example.com[192.0.2.9]: 5.7.1 Blocked; from=<a@example.net> to=<b@example.com> proto=ESMTP helo=<x>"),
+            ("postfix/bounce", "264FE1A18: sender delay notification: 0A87A1A08"),
+            ("postfix/smtp", "Verified TLS connection established to mx.example.com[192.0.2.1]:25: TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"),
+            ("postfix/postscreen", "PASS NEW [192.0.2.5]:36051"),
+            ("postfix/postqueue", "fatal: User pfdtest(999) is not allowed to submit mail"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, size=316, nrcpt=1 (queue active)"),
+            ("postfix/qmgr", "29A27B82EB: from=<a@example.com>, status=expired, returned to sender"),
+            ("postfix/smtp", "ABCDEF1234: to=<a@b>, relay=mx[192.0.2.1]:25, delay=1.5, delays=0/0/0.5/1, dsn=2.0.0, status=sent (250 ok)"),
+            ("postfix/smtp", "ABCDEF1234: to=<a@b>, status=sent (mangled)"),
+        ]);
+
+        let users = ["mine", "dc", "wing"];
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        let mut saw = |name: &'static str, form: Form, tags: &[String]| {
+            let known = Sent::named(name).unwrap_or_else(|| panic!("{name} is not in ALL"));
+            assert_eq!(known.form, form, "{name}");
+            for tag in tags {
+                let key = tag.split_once(':').map_or(tag.as_str(), |(k, _)| k);
+                if users.contains(&key) {
+                    continue;
+                }
+                let key = known.tags.iter().find(|k| **k == key).unwrap_or_else(|| {
+                    panic!("{name} is sent with {tag}, which ALL does not name")
+                });
+                seen.push((name, key));
+            }
+            seen.push((name, ""));
+        };
+        for report in [&queues, &log] {
+            for s in &report.samples {
+                let form = match s.kind {
+                    Kind::Gauge => Form::Gauge,
+                    Kind::Count => Form::Count,
+                    Kind::Distribution { .. } => Form::Distribution,
+                };
+                saw(s.name, form, &s.tags);
+            }
+            saw(report.check.name, Form::ServiceCheck, &report.check.tags);
+        }
+        for known in ALL {
+            assert!(
+                seen.contains(&(known.name, "")),
+                "{} is never sent",
+                known.name
+            );
+            for key in known.tags {
+                assert!(
+                    seen.contains(&(known.name, *key)),
+                    "{} is never sent with {key}:",
+                    known.name
+                );
+            }
+        }
     }
 
     /// The real journal capture (Postfix 3.7.11): four messages from pickup, one bounce
