@@ -81,6 +81,8 @@ pub struct LogConfig {
     pub state_directory: PathBuf,
     pub start_at: crate::log::source::file::StartAt,
     pub flush_interval: Duration,
+    /// `log.top_domains`: recipients by domain for the `n` domains with most, 0 = not sent.
+    pub top_domains: usize,
     /// `log.tags`, first on every line of the log wing.
     pub tags: Vec<String>,
 }

@@ -221,9 +221,10 @@ pub struct Tally {
 
 impl Tally {
     /// `known`: the configured instances' syslog names, as [`syslog_names`] finds them.
-    pub fn new(known: Vec<(String, String)>) -> Tally {
+    /// `top_domains`: `log.top_domains`.
+    pub fn new(known: Vec<(String, String)>, top_domains: usize) -> Tally {
         Tally {
-            counters: Counters::new(),
+            counters: Counters::with_top_domains(top_domains),
             instances: known,
         }
     }
@@ -407,7 +408,7 @@ impl Follower {
         Follower {
             source,
             position_file,
-            tally: Tally::new(known),
+            tally: Tally::new(known, config.top_domains),
             read_problem: None,
             position_problem,
         }
@@ -702,6 +703,7 @@ mod tests {
             state_directory: dir.path().join("state"),
             start_at: StartAt::Beginning,
             flush_interval: Duration::from_secs(1),
+            top_domains: 0,
             tags: vec!["wing:log".into()],
         };
         std::fs::create_dir_all(&config.state_directory).unwrap();

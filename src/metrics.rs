@@ -32,6 +32,7 @@ pub const DELIVERY_RECIPIENTS: &str = "postfix.delivery.recipients";
 pub const DELIVERY_DELAY: &str = "postfix.delivery.delay";
 pub const MESSAGES_EXPIRED: &str = "postfix.messages.expired";
 pub const DELIVERY_DELAY_STAGE: &str = "postfix.delivery.delay_stage";
+pub const DELIVERY_RECIPIENTS_BY_DOMAIN: &str = "postfix.delivery.recipients_by_domain";
 pub const MESSAGES_RECEIVED: &str = "postfix.messages.received";
 pub const MESSAGES_SIZE: &str = "postfix.messages.size";
 pub const SMTPD_CONNECTIONS: &str = "postfix.smtpd.connections";
@@ -80,7 +81,7 @@ const DELIVERY: &[&str] = &["status", "service", "dsn_class", "relay", "instance
 
 /// Every metric and service check we send, with its form and own tags. The tests hold it to
 /// what `report` and `log_report` send, and the shipped dashboard and monitors to it.
-pub const ALL: [Sent; 32] = {
+pub const ALL: [Sent; 33] = {
     use Form::{Count, Distribution, Gauge, ServiceCheck};
     [
         sent(QUEUE_SIZE, Gauge, QUEUE),
@@ -117,6 +118,11 @@ pub const ALL: [Sent; 32] = {
                 "stage",
                 "instance",
             ],
+        ),
+        sent(
+            DELIVERY_RECIPIENTS_BY_DOMAIN,
+            Count,
+            &["status", "domain", "instance"],
         ),
         sent(MESSAGES_RECEIVED, Count, &["source", "instance"]),
         sent(MESSAGES_SIZE, Distribution, INSTANCE),
@@ -439,6 +445,22 @@ pub fn log_report(
     }
     samples.extend(delays);
     samples.extend(stage_delays);
+    for d in &flush.domains {
+        let by = |domain: &str, n: u64| Sample {
+            name: DELIVERY_RECIPIENTS_BY_DOMAIN,
+            value: Value::Int(n),
+            kind: Kind::Count,
+            tags: tags(&[
+                format!("status:{}", d.status),
+                format!("domain:{domain}"),
+                format!("instance:{}", d.instance),
+            ]),
+        };
+        samples.extend(d.top.iter().map(|(domain, n)| by(domain, *n)));
+        if d.other > 0 {
+            samples.push(by(crate::snapshot::OTHER_DOMAINS, d.other));
+        }
+    }
     for (instance, n) in &flush.expired {
         samples.push(Sample {
             name: MESSAGES_EXPIRED,
@@ -618,9 +640,10 @@ mod tests {
     use crate::log::counters::Counters;
     use crate::log::line;
 
-    /// One flush of `lines` (`ident|text`), with `log.tags` `wing:log` and the global `dc:test`.
+    /// One flush of `lines` (`ident|text`), with `log.tags` `wing:log` and the global `dc:test`,
+    /// domains counted (`log.top_domains: 3`).
     fn flushed(lines: &[(&str, &str)]) -> Report {
-        let mut c = Counters::new();
+        let mut c = Counters::with_top_domains(3);
         for (ident, text) in lines {
             let l = line::from_parts(ident, text).unwrap();
             c.count(&l, &line::instance_tag(l.syslog_name));

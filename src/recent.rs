@@ -43,13 +43,14 @@ pub async fn read(
     let now = unix(SystemTime::now());
     let since = now.saturating_sub(i64::try_from(window.as_secs()).unwrap_or(i64::MAX));
     let (chosen, journal) = (chosen.clone(), config.journal.clone());
+    let top_domains = config.top_domains;
     let done = tokio::task::spawn_blocking(move || {
         let mut recent = Recent {
             since,
             now,
             ..Recent::default()
         };
-        let mut tally = Tally::new(known);
+        let mut tally = Tally::new(known, top_domains);
         match chosen {
             Chosen::File(path) => from_file(&path, &mut tally, &mut recent),
             Chosen::Journal => from_journal(journal, &mut tally, &mut recent),

@@ -807,7 +807,7 @@ fn follow_the_log(s: &Scratch, run: &str) -> Daemon {
     let cfg = config(
         s,
         &format!(
-            "dogstatsd: {{url: \"{STATSD_UDP}\"}}\ninit_config: {{postqueue: true}}\ninstances:\n  - {{config_directory: /etc/postfix, min_collection_interval: 3600}}\nlog:\n  source: file\n  path: {POSTFIX_LOG}\n  state_directory: {}\n  start_at: end\n  flush_interval: 1\n  tags: [\"run:{run}\"]\n",
+            "dogstatsd: {{url: \"{STATSD_UDP}\"}}\ninit_config: {{postqueue: true}}\ninstances:\n  - {{config_directory: /etc/postfix, min_collection_interval: 3600}}\nlog:\n  source: file\n  path: {POSTFIX_LOG}\n  state_directory: {}\n  start_at: end\n  flush_interval: 1\n  top_domains: 2\n  tags: [\"run:{run}\"]\n",
             s.path("state").display()
         ),
     );
@@ -1043,7 +1043,7 @@ fn every_log_family_counted_from_real_smtp_traffic() {
         ("rcpt", "554", "policy"),
         ("rcpt", "450", "greylist"),
         ("data", "554", "client"),
-        ("end-of-data", "554", "other"),
+        ("end-of-data", "554", "sender"),
     ] {
         let tags = [
             format!("stage={stage}"),
@@ -1054,8 +1054,8 @@ fn every_log_family_counted_from_real_smtp_traffic() {
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         is(rejects, &tags, 1);
     }
-    // tlsin's reject of tls@tls.test.
-    is(rejects, &["stage=rcpt", "code=554", "reason=other"], 1);
+    // tlsin's reject of tls@tls.test: a recipient map's verdict.
+    is(rejects, &["stage=rcpt", "code=554", "reason=recipient"], 1);
     is(rejects, &[], 10);
     is(
         "postfix.smtpd.lost_connections",
@@ -1098,6 +1098,10 @@ fn every_log_family_counted_from_real_smtp_traffic() {
         1,
     );
     is(recipients, &[], 5);
+    let by_domain = "postfix.delivery.recipients_by_domain";
+    is(by_domain, &["status=sent", "domain=localhost"], 4);
+    is(by_domain, &["status=bounced", "domain=tls.test"], 1);
+    is(by_domain, &[], 5);
     is("postfix.log.warnings", &[], 0);
     script("postfix-reset.sh", &[]);
 }

@@ -61,7 +61,7 @@ pub fn instance(
     let tagging = Tagging::from_yaml(w, &n, defaults);
     let patterns = w.patterns(&n, Key::MetricPatterns);
     let age_thresholds = w.age_thresholds(&n, Key::AgeThresholds);
-    let top_domains = w.top_domains(&n, Key::TopDomains);
+    let top_domains = w.top_domains(&n, Key::TopDomains, super::DEFAULT_TOP_DOMAINS);
     let commands = w.commands(&n, Key::Commands, &defaults.commands);
     let discover = discover(w, &n, &method, &commands);
     let place = Place::from_yaml(w, &n, &method, defaults.use_postqueue);

@@ -33,6 +33,7 @@ keys! {
         StateDirectory = "state_directory",
         StartAt = "start_at",
         FlushInterval = "flush_interval",
+        TopDomains = "top_domains",
         Tags = "tags",
     }
 }
@@ -88,6 +89,8 @@ pub(super) fn from_yaml<K: super::yaml::Keys>(
         }
     };
     let flush_interval = flush_interval(w, &n).unwrap_or(DEFAULT_FLUSH_INTERVAL);
+    // Off unless asked: a series per status per domain is what the Datadog bill counts.
+    let top_domains = w.top_domains(&n, LogKey::TopDomains, 0);
     let tags = w.tags(&n, LogKey::Tags);
     Some(LogConfig {
         source: source?,
@@ -101,6 +104,7 @@ pub(super) fn from_yaml<K: super::yaml::Keys>(
         state_directory,
         start_at,
         flush_interval,
+        top_domains,
         tags,
     })
 }

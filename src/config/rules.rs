@@ -4,7 +4,7 @@
 use serde_yaml::Value;
 
 use super::yaml::{keys, Keys, Node, Walker};
-use super::{MetricPatterns, DEFAULT_AGE_THRESHOLDS, DEFAULT_TOP_DOMAINS};
+use super::{MetricPatterns, DEFAULT_AGE_THRESHOLDS};
 use crate::collect::Commands;
 use crate::spelling::did_you_mean;
 
@@ -229,19 +229,20 @@ impl Walker {
         out
     }
 
-    pub fn top_domains<K: Keys>(&mut self, n: &Node<K>, key: K) -> usize {
+    /// A number of top domains, `default` when absent.
+    pub fn top_domains<K: Keys>(&mut self, n: &Node<K>, key: K, default: usize) -> usize {
         match n.get(key) {
-            None => DEFAULT_TOP_DOMAINS,
+            None => default,
             Some(Value::Number(v)) if v.as_u64().is_some_and(|v| v <= MAX_TOP_DOMAINS) => {
-                v.as_u64().map_or(DEFAULT_TOP_DOMAINS, |v| v as usize)
+                v.as_u64().map_or(default, |v| v as usize)
             }
             Some(_) => {
                 self.error(
                     &n.at(key),
                     format!("must be a whole number from 0 to {MAX_TOP_DOMAINS}"),
-                    Some("0 turns the domain series off; default 10"),
+                    Some(&format!("0 turns the domain series off; default {default}")),
                 );
-                DEFAULT_TOP_DOMAINS
+                default
             }
         }
     }

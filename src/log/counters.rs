@@ -30,6 +30,7 @@ use std::collections::{HashMap, VecDeque};
 use super::delivery::{self, Event};
 use super::line::Line;
 use super::{cleanup, postscreen, queue, severity, smtpd, tls};
+use crate::snapshot::{domain_of, Domains};
 
 /// Distinct `service:` (and `source:`) values kept; later ones count as `other`. A master.cf
 /// has a handful.
@@ -141,6 +142,16 @@ pub struct Sizes {
     pub rate: f64,
 }
 
+/// The status lines of one status on one instance by recipient domain: the top domains (most
+/// recipients first) and the sum of the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainCounts {
+    pub status: &'static str,
+    pub instance: String,
+    pub top: Vec<(String, u64)>,
+    pub other: u64,
+}
+
 /// Everything one flush sends.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Flush {
@@ -152,6 +163,8 @@ pub struct Flush {
     pub counts: Vec<(Count, String, u64)>,
     /// Message sizes per instance (only instances with some this flush).
     pub sizes: Vec<Sizes>,
+    /// Recipients by domain, per status and instance, when asked (`Counters::with_top_domains`).
+    pub domains: Vec<DomainCounts>,
     pub lines: u64,
     /// Lines a family claims but could not read, per service.
     pub unparsed: Vec<(String, u64)>,
@@ -166,6 +179,10 @@ pub struct Counters {
     /// Per instance index: sizes this flush, and whether it handed mail to a loopback relay.
     instances: Vec<InstanceState>,
     sized: Sized,
+    /// `log.top_domains` (0: domains are not counted), and the count per status and instance
+    /// index this flush (each at most `snapshot::MAX_DOMAINS` domains, the rest summed).
+    top_domains: usize,
+    domains: HashMap<(&'static str, u16), Domains>,
     lines: u64,
     /// Program, service and source names: as written, and as a tag value.
     names: Vec<(String, String)>,
@@ -298,6 +315,15 @@ impl Counters {
         Counters {
             rng: 0x9E37_79B9_7F4A_7C15,
             ..Counters::default()
+        }
+    }
+
+    /// Counters that also count status lines by recipient domain, sending the `n` domains
+    /// with most (0: none, as `new`).
+    pub fn with_top_domains(n: usize) -> Self {
+        Counters {
+            top_domains: n,
+            ..Counters::new()
         }
     }
 
@@ -470,6 +496,14 @@ impl Counters {
                 i.since_handoff = Some(0);
             }
         }
+        if self.top_domains > 0 {
+            if let Some(to) = delivery::recipient(line.text) {
+                self.domains
+                    .entry((d.status.tag(), inst))
+                    .or_default()
+                    .add(&domain_of(to), times);
+            }
+        }
         let service = self.service(line.program);
         let key = DeliveryKey {
             status: d.status.tag(),
@@ -571,6 +605,24 @@ impl Counters {
             i.since_handoff = i.since_handoff.map(|n| n.saturating_add(1));
         }
         sizes.sort_by(|a, b| a.instance.cmp(&b.instance));
+        let mut domains: Vec<DomainCounts> = self
+            .domains
+            .drain()
+            .map(|((status, inst), d)| {
+                let (top, other) = d.top(self.top_domains);
+                DomainCounts {
+                    status,
+                    instance: self
+                        .instances
+                        .get(usize::from(inst))
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default(),
+                    top: top.into_iter().map(|(d, n)| (d.to_owned(), n)).collect(),
+                    other,
+                }
+            })
+            .collect();
+        domains.sort_by(|a, b| (a.status, &a.instance).cmp(&(b.status, &b.instance)));
         let mut unparsed: Vec<(String, u64)> = self
             .unparsed
             .iter_mut()
@@ -582,6 +634,7 @@ impl Counters {
             expired,
             counts,
             sizes,
+            domains,
             lines: std::mem::take(&mut self.lines),
             unparsed,
         }
@@ -796,6 +849,43 @@ mod tests {
         let f = c.flush();
         assert!(f.deliveries.iter().any(|(k, _)| k.service == OTHER_SERVICE));
         assert!(f.deliveries.len() <= MAX_SERVICES + 1);
+    }
+
+    #[test]
+    fn recipients_by_domain_only_when_asked_top_n_and_the_rest() {
+        let lines = [
+            "to=<a@Example.COM>, relay=mx[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (ok)",
+            "to=<b@example.com>, relay=mx[192.0.2.1]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (ok)",
+            "to=<\"x y\"@other.org>, relay=mx[192.0.2.2]:25, delay=1, delays=0/0/0/1, dsn=2.0.0, status=sent (ok)",
+            "to=<c@other.org>, relay=none, delay=1, delays=0/0/0/1, dsn=4.4.1, status=deferred (refused)",
+        ];
+        let feed = |c: &mut Counters| {
+            for text in lines {
+                let l = format!("Dec 01 10:00:00 h postfix/smtp[1]: ABCDEF1234: {text}");
+                c.count(&line::parse(&l).unwrap(), "/etc/postfix");
+            }
+        };
+        let mut off = Counters::new();
+        feed(&mut off);
+        assert!(off.flush().domains.is_empty());
+        let mut c = Counters::with_top_domains(1);
+        feed(&mut c);
+        let f = c.flush();
+        let want = |status, top: &[(&str, u64)], other| DomainCounts {
+            status,
+            instance: "/etc/postfix".to_owned(),
+            top: top.iter().map(|(d, n)| ((*d).to_owned(), *n)).collect(),
+            other,
+        };
+        assert_eq!(
+            f.domains,
+            vec![
+                want("deferred", &[("other.org", 1)], 0),
+                want("sent", &[("example.com", 2)], 1),
+            ]
+        );
+        // Counted per flush: a quiet flush sends none.
+        assert!(c.flush().domains.is_empty());
     }
 
     #[test]

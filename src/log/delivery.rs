@@ -111,6 +111,13 @@ pub fn parse(text: &str) -> Option<Event> {
     (rest.starts_with("expired, ") || rest.starts_with("force-expired, ")).then_some(Event::Expired)
 }
 
+/// The recipient (`to=<R>`) of a status line, as logged; only asked for when domains are
+/// counted (`log.top_domains`).
+pub fn recipient(text: &str) -> Option<&str> {
+    let (_, rest) = text.split_once(": ")?;
+    Some(split_address(rest.strip_prefix("to=")?)?.0)
+}
+
 /// After `to=`: the address, an optional `orig_to=`, then Postfix's own fields up to `status=`.
 fn parse_status(rest: &str) -> Option<Event> {
     let (_, mut rest) = split_address(rest)?;

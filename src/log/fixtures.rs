@@ -8,10 +8,14 @@ use super::line::{self, LineError};
 
 /// Every file of `tests/fixtures/logs/`, by name (`every_fixture_file_is_listed` keeps the list
 /// whole).
-pub const LOGS: [(&str, &str); 2] = [
+pub const LOGS: [(&str, &str); 3] = [
     (
         "maillog-postfix-3.7.11.log",
         include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11.log"),
+    ),
+    (
+        "maillog-postfix-3.7.11-flow.log",
+        include_str!("../../tests/fixtures/logs/maillog-postfix-3.7.11-flow.log"),
     ),
     (
         "public-other-versions.log",
@@ -21,8 +25,10 @@ pub const LOGS: [(&str, &str); 2] = [
 
 /// This machine's real Postfix 3.7.11 capture.
 pub const CAPTURE: &str = LOGS[0].1;
+/// The same Postfix's lines of the SMTP traffic of `tests/e2e/smtp-flow.py` (every family).
+pub const FLOW: &str = LOGS[1].1;
 /// The quoted corpus of other versions and syslog formats.
-pub const PUBLIC: &str = LOGS[1].1;
+pub const PUBLIC: &str = LOGS[2].1;
 
 /// A fixture's log lines: not its `#` comments, not its blank lines.
 pub fn lines(log: &str) -> impl Iterator<Item = &str> {

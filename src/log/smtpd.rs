@@ -571,7 +571,7 @@ mod tests {
     /// Every smtpd reject of every fixture, by a piece of its line, with what it must read:
     /// `(piece, action, stage, code, reason)`. Each reject matches one piece, each piece a
     /// reject, so a new reject in a fixture must be classed here.
-    const FIXTURE_REJECTS: [(&str, &str, &str, u16, &str); 23] = [
+    const FIXTURE_REJECTS: [(&str, &str, &str, u16, &str); 32] = [
         (
             "450 4.7.1 : Helo command rejected: Host not found",
             "reject",
@@ -601,7 +601,7 @@ mod tests {
             "sender",
         ),
         (
-            "User unknown in local recipient tab",
+            "Recipient address rejected: User unknown in local recipient tab",
             "reject",
             "rcpt",
             550,
@@ -732,6 +732,46 @@ mod tests {
             "rcpt",
             554,
             "rbl",
+        ),
+        // maillog-postfix-3.7.11-flow.log: tests/e2e/smtp-flow.py's sessions.
+        ("pfdtest client check", "reject", "connect", 554, "client"),
+        (
+            "<bad!helo>: Helo command rejected",
+            "reject",
+            "helo",
+            501,
+            "helo",
+        ),
+        (
+            "<nosuchsender@localhost>: Sender address rejected: User unknown",
+            "reject",
+            "mail",
+            550,
+            "unknown_sender",
+        ),
+        (
+            "<someone@elsewhere.test>: Relay access denied",
+            "reject",
+            "rcpt",
+            554,
+            "relay_denied",
+        ),
+        ("pfdtest policy rejection", "reject", "rcpt", 554, "policy"),
+        ("Greylisted by pfdtest", "reject", "rcpt", 450, "greylist"),
+        ("pfdtest data check", "reject", "data", 554, "client"),
+        (
+            "pfdtest end-of-data check",
+            "reject",
+            "end-of-data",
+            554,
+            "sender",
+        ),
+        (
+            "pfdtest TLS receiver takes no mail",
+            "reject",
+            "rcpt",
+            554,
+            "recipient",
         ),
     ];
 

@@ -140,8 +140,18 @@ if [ -f /run/pfdtest-dovecot/master.pid ]; then
     doveadm -c "$dc/dovecot.conf" stop >/dev/null 2>&1 || true
     wait_until 10 sh -c '! [ -f /run/pfdtest-dovecot/master.pid ]' || true
 fi
-# Its stdio away from ours: the daemon it leaves running would hold a caller's pipe open.
-dovecot -c "$dc/dovecot.conf" </dev/null >>/var/log/pfdtest-dovecot.log 2>&1 || die "dovecot did not start (see /var/log/pfdtest-dovecot.log)"
+# detached <command...>: become the command, with no descriptor of ours but stdio. Called in a
+# subshell: a daemon left running must not hold a caller's pipe or lock open (the tests take a
+# flock on the shared Postfix, and a daemon that inherited it would hold it forever).
+detached() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done
+    exec "$@"
+}
+(detached dovecot -c "$dc/dovecot.conf") </dev/null >>/var/log/pfdtest-dovecot.log 2>&1 || die "dovecot did not start (see /var/log/pfdtest-dovecot.log)"
 wait_until 10 test -S "$(pf_queue_dir)/private/pfdtest-auth" || die "dovecot's auth socket did not appear"
 
 # The policy server: replaces any earlier one.
@@ -150,7 +160,7 @@ if [ -f "$pidfile" ]; then
     kill "$(cat "$pidfile")" 2>/dev/null || true
     rm -f "$pidfile"
 fi
-nohup python3 "$here/policy-server.py" 10044 </dev/null >/var/log/pfdtest-policy.log 2>&1 &
+(detached python3 "$here/policy-server.py" 10044) </dev/null >/var/log/pfdtest-policy.log 2>&1 &
 echo $! >"$pidfile"
 
 postfix check || die "postfix check failed"
