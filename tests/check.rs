@@ -866,23 +866,21 @@ fn check_counts_the_last_minutes_of_the_log_file_and_writes_nothing() {
     std::fs::create_dir_all(&state).unwrap();
     std::fs::write(state.join("log-position.json"), "not json").unwrap();
     std::fs::write(state.join("journal-cursor"), "s=1;t=2\n").unwrap();
-    let before: Vec<_> = std::fs::read_dir(&state)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), e.metadata().unwrap().modified().unwrap())
-        })
-        .collect();
+    // Each file of the state directory and its modification time.
+    let files = || -> Vec<_> {
+        std::fs::read_dir(&state)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), e.metadata().unwrap().modified().unwrap())
+            })
+            .collect()
+    };
+    let before = files();
     let out = run(&["check", "-c", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(stdout(&out).contains("): 112 lines"), "{}", stdout(&out));
-    let after: Vec<_> = std::fs::read_dir(&state)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (e.file_name(), e.metadata().unwrap().modified().unwrap())
-        })
-        .collect();
+    let after = files();
     assert_eq!(before, after);
     assert_eq!(
         std::fs::read_to_string(state.join("log-position.json")).unwrap(),

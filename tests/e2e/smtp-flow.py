@@ -58,6 +58,13 @@ def client(port, source="127.0.0.1", session=""):
         fail(session, f"connect from {source} to {port}: {e}")
 
 
+def greeted(session, source="127.0.0.1", port=FLOW):
+    """A client past a good EHLO."""
+    s = client(port, source, session)
+    expect(session, s.ehlo("client.test"), 250)
+    return s
+
+
 def message(s, session, sender, subject, final=250):
     expect(session, s.mail(sender), 250)
     expect(session, s.rcpt("root@localhost"), 250)
@@ -83,23 +90,20 @@ def helo():
 
 
 def sender():
-    s = client(FLOW, session="sender")
-    expect("sender", s.ehlo("client.test"), 250)
+    s = greeted("sender")
     expect("sender", s.mail("nosuchsender@localhost"), 550)
     s.quit()
 
 
 def relay():
-    s = client(FLOW, "127.0.0.2", "relay")
-    expect("relay", s.ehlo("client.test"), 250)
+    s = greeted("relay", "127.0.0.2")
     expect("relay", s.mail("a@sender.test"), 250)
     expect("relay", s.rcpt("someone@elsewhere.test"), 554)
     s.quit()
 
 
 def recipients():
-    s = client(FLOW, session="recipients")
-    expect("recipients", s.ehlo("client.test"), 250)
+    s = greeted("recipients")
     expect("recipients", s.mail("a@sender.test"), 250)
     expect("recipients", s.rcpt("root@localhost"), 250)
     expect("recipients", s.rcpt("nosuchuser@localhost"), 550)
@@ -110,8 +114,7 @@ def recipients():
 
 
 def data():
-    s = client(FLOW, "127.0.0.5", "data")
-    expect("data", s.ehlo("client.test"), 250)
+    s = greeted("data", "127.0.0.5")
     expect("data", s.mail("a@sender.test"), 250)
     expect("data", s.rcpt("root@localhost"), 250)
     expect("data", s.docmd("DATA"), 554)
@@ -119,28 +122,24 @@ def data():
 
 
 def end_of_data():
-    s = client(FLOW, session="end-of-data")
-    expect("end-of-data", s.ehlo("client.test"), 250)
+    s = greeted("end-of-data")
     message(s, "end-of-data", "eod@sender.test", "pfdtest eod", final=554)
     s.quit()
 
 
 def header(subject, final, session):
-    s = client(FLOW, session=session)
-    expect(session, s.ehlo("client.test"), 250)
+    s = greeted(session)
     message(s, session, "a@sender.test", subject, final=final)
     s.quit()
 
 
 def lost():
-    s = client(FLOW, session="lost")
-    expect("lost", s.ehlo("client.test"), 250)
+    s = greeted("lost")
     s.close()
 
 
 def timeout():
-    s = client(FLOW, session="timeout")
-    expect("timeout", s.ehlo("client.test"), 250)
+    s = greeted("timeout")
     time.sleep(4)
     try:
         code, _ = s.getreply()
@@ -152,8 +151,7 @@ def timeout():
 
 
 def starttls():
-    s = client(FLOW, session="starttls")
-    expect("starttls", s.ehlo("client.test"), 250)
+    s = greeted("starttls")
     # The snakeoil certificate is self-signed: no verification, as an opportunistic client.
     expect("starttls", s.starttls(context=ssl._create_unverified_context()), 220)
     expect("starttls", s.ehlo("client.test"), 250)
@@ -161,8 +159,7 @@ def starttls():
 
 
 def auth(password, session):
-    s = client(SUBMISSION, session=session)
-    expect(session, s.ehlo("client.test"), 250)
+    s = greeted(session, port=SUBMISSION)
     s.user, s.password = "pfduser", password
     # One mechanism, one attempt (login() would try every advertised one).
     try:
@@ -204,15 +201,13 @@ def pregreet():
 
 
 def pass_new():
-    s = client(POSTSCREEN, session="pass-new")
-    expect("pass-new", s.ehlo("client.test"), 250)
+    s = greeted("pass-new", port=POSTSCREEN)
     message(s, "pass-new", "a@sender.test", "pfdtest postscreen")
     s.quit()
 
 
 def pass_old():
-    s = client(POSTSCREEN, session="pass-old")
-    expect("pass-old", s.ehlo("client.test"), 250)
+    s = greeted("pass-old", port=POSTSCREEN)
     s.quit()
 
 
