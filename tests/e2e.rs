@@ -107,6 +107,20 @@ fn as_user(s: &Scratch, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// The daemon as pfdtest, with its groups, for `Daemon::start_with`: setpriv execs it, so that
+/// our signals (and the test's kill when it ends) reach the daemon itself; under runuser they
+/// reached runuser, and a daemon outlived its test.
+fn as_user_exec(s: &Scratch) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        &format!("--reuid={USER}"),
+        &format!("--regid={USER}"),
+        "--init-groups",
+    ])
+    .arg(s.bin_copy());
+    cmd
+}
+
 /// A config file with the real commands.
 fn config(s: &Scratch, body: &str) -> String {
     let path = s.write("config.yaml", body);
@@ -372,10 +386,7 @@ fn postfix_stopped_gives_critical_and_no_gauge_then_recovers_without_restart() {
         &s,
         &format!("dogstatsd: {{url: \"{}\"}}\ninstances:\n  - {{method: postqueue, config_directory: /etc/postfix, min_collection_interval: 0.5}}\n", udp.url()),
     );
-    let me = s.bin_copy();
-    let mut cmd = Command::new("runuser");
-    cmd.args(["-u", USER, "--"]).arg(&me);
-    let d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    let d = Daemon::start_with(as_user_exec(&s), std::path::Path::new(&cfg));
     let ok = |l: &[String]| {
         l.iter()
             .any(|x| x.starts_with("_sc|postfix.can_collect|0|"))
@@ -648,16 +659,7 @@ fn a_hung_command_under_real_sudo_is_never_started_twice() {
         &s,
         &format!("dogstatsd: {{url: \"{}\"}}\ninit_config: {{postfix_user: postfix}}\ncommands: {{find: /usr/local/libexec/pfdtest-hang-find}}\ninstances:\n  - {{method: find, directory: /var/spool/postfix, queues: [deferred], min_collection_interval: 3, timeout: 2}}\n", udp.url()),
     );
-    let me = s.bin_copy();
-    // setpriv execs the daemon itself (runuser would stand between it and our SIGTERM).
-    let mut cmd = Command::new("setpriv");
-    cmd.args([
-        &format!("--reuid={USER}"),
-        &format!("--regid={USER}"),
-        "--init-groups",
-    ])
-    .arg(&me);
-    let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    let mut d = Daemon::start_with(as_user_exec(&s), std::path::Path::new(&cfg));
     // The hung command's shell, each counted once: the child it forks for `sleep` has the same
     // command line until it execs, so a process whose parent is one of them is not counted.
     let hung = || {

@@ -140,17 +140,6 @@ if [ -f /run/pfdtest-dovecot/master.pid ]; then
     doveadm -c "$dc/dovecot.conf" stop >/dev/null 2>&1 || true
     wait_until 10 sh -c '! [ -f /run/pfdtest-dovecot/master.pid ]' || true
 fi
-# detached <command...>: become the command, with no descriptor of ours but stdio. Called in a
-# subshell: a daemon left running must not hold a caller's pipe or lock open (the tests take a
-# flock on the shared Postfix, and a daemon that inherited it would hold it forever).
-detached() {
-    local fd
-    for fd in /proc/self/fd/*; do
-        fd=${fd##*/}
-        [ "$fd" -gt 2 ] && eval "exec $fd>&-"
-    done
-    exec "$@"
-}
 (detached dovecot -c "$dc/dovecot.conf") </dev/null >>/var/log/pfdtest-dovecot.log 2>&1 || die "dovecot did not start (see /var/log/pfdtest-dovecot.log)"
 wait_until 10 test -S "$(pf_queue_dir)/private/pfdtest-auth" || die "dovecot's auth socket did not appear"
 

@@ -15,6 +15,19 @@ PF_QUEUES="maildrop incoming active deferred hold corrupt"
 die() { echo "$(basename "$0"): error: $*" >&2; exit 1; }
 log() { echo "$(basename "$0"): $*" >&2; }
 
+# detached <command...>: become the command, with no descriptor of ours but stdio. Call it in
+# a subshell, `(detached cmd) </dev/null >log 2>&1 &`: a daemon left running must not hold a
+# caller's pipe or lock open (a flock taken around the tests, held by a daemon that inherited
+# it, would be held forever).
+detached() {
+    local fd
+    for fd in /proc/self/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+    done
+    exec "$@"
+}
+
 require_root() { [ "$(id -u)" -eq 0 ] || die "must run as root"; }
 
 pf_queue_dir() { postconf -h queue_directory; }

@@ -44,6 +44,8 @@ export STATSD_PORT=$port STATSD_MGMT_PORT=$mgmt
 
 die() { echo "statsd-start.sh: $*" >&2; exit 1; }
 usage() { sed -n '7,9p' "$0" >&2; exit 2; }
+# shellcheck source=SCRIPTDIR/lib.sh
+. "$here/lib.sh"   # detached
 
 stop_pidfile() { # stop_pidfile <file>: stop the process recorded there, if alive
     local pid
@@ -85,7 +87,7 @@ else
     ! answers || die "127.0.0.1:$mgmt already answers but not from $run/statsd.pid; stop it first"
     # statsd evaluates the config file path relative to the cwd: pass it absolute.
     # setsid: own session, so the receiver outlives the caller's process group.
-    setsid nohup node "$recv/node_modules/statsd/stats.js" "$recv/config.js" \
+    (detached setsid node "$recv/node_modules/statsd/stats.js" "$recv/config.js") \
         >"$run/statsd.log" 2>&1 </dev/null &
     echo $! >"$run/statsd.pid"
     ok=0
@@ -106,8 +108,8 @@ if [ -n "$socket" ]; then
     # between datagram sockets; -b 8192 is the DogStatsD Unix-socket maximum).
     # mode=0666 so any user (e.g. pfdtest) may send; unlink-early replaces a
     # stale socket file.
-    setsid nohup socat -u -b 8192 "UNIX-RECV:$socket,unlink-early,mode=0666" \
-        "UDP-SENDTO:127.0.0.1:$port" >"$run/socat.log" 2>&1 </dev/null &
+    (detached setsid socat -u -b 8192 "UNIX-RECV:$socket,unlink-early,mode=0666" \
+        "UDP-SENDTO:127.0.0.1:$port") >"$run/socat.log" 2>&1 </dev/null &
     echo $! >"$run/socat.pid"
     for _ in $(seq 1 50); do [ -S "$socket" ] && break; sleep 0.1; done
     [ -S "$socket" ] || die "socat did not create $socket, see $run/socat.log"
