@@ -29,7 +29,7 @@ trap '[ -z "$daemon_pid" ] || kill "$daemon_pid" 2>/dev/null; rm -rf "$work"' EX
 . "$here/benches/lib.sh"
 
 log=$work/mail.log
-"$bench" generate "$lines" "$log" >/dev/null
+"$bench" generate "$lines" "$log" > "$work/generated"
 size=$(stat -c %s "$log")
 hz=$(getconf CLK_TCK)
 
@@ -96,6 +96,10 @@ results=(
 )
 echo "### Side by side: $lines lines ($mib MB)"
 echo
+echo "The log (\`logparse generate\`), lines of each kind:"
+echo
+tail -n +2 "$work/generated" | sed 's/^/    /'
+echo
 echo "| what | wall s | CPU s | peak RSS | lines/s (wall) | lines per CPU second |"
 echo "|---|---|---|---|---|---|"
 for i in 0 1 2 3; do
@@ -119,7 +123,7 @@ echo "What each counted:"
 echo
 echo "    grep -c 'status=':  $(grep -c 'status=' "$log") status lines"
 pflogsumm "$log" 2>/dev/null | sed -n '/^Grand Totals/,/^Per-Hour/p' |
-    awk '$1 ~ /^[0-9]+$/ && ($2 == "received" || $2 == "delivered" || $2 == "deferred" || $2 == "bounced")' |
+    awk '$1 ~ /^[0-9]+$/ && ($2 == "received" || $2 == "delivered" || $2 == "deferred" || $2 == "bounced" || $2 == "rejected" || $2 == "held")' |
     sed 's/^ */    pflogsumm: /'
 
 [ "$steady" -gt 0 ] || exit 0
