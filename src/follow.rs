@@ -18,7 +18,7 @@ use crate::live::Live;
 use crate::log::counters::Counters;
 use crate::log::line;
 use crate::log::source::file::{self, FileSource, Position, SourceError};
-use crate::log::source::journal::{self, JournalSource};
+use crate::log::source::journal::{self, JournalError, JournalSource};
 use crate::metrics::{self, LogState};
 
 /// Bytes one `read` call of the file source asks for.
@@ -515,7 +515,14 @@ impl Follower {
             .too_long(progress.too_long + progress.not_entries);
         match progress.problem {
             Some(e) => {
-                report(&mut self.read_problem, e.to_string());
+                // What the error cannot know: the follower goes on from where it stopped.
+                let why = match e {
+                    JournalError::Exited { .. } | JournalError::Timeout { .. } => {
+                        format!("{e}; the next run starts from the last entry read")
+                    }
+                    _ => e.to_string(),
+                };
+                report(&mut self.read_problem, why);
                 false
             }
             None => {

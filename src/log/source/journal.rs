@@ -155,7 +155,7 @@ pub enum JournalError {
     CursorRefused { command: String, stderr: String },
     #[error("`{command}` cannot read the system journal (add the service user to the group `systemd-journal`: usermod -a -G systemd-journal postfix-dogstatsd): {stderr}")]
     NoPermission { command: String, stderr: String },
-    #[error("`{command}` failed ({status}){}; the next run starts from the last entry read", stderr_text(.stderr))]
+    #[error("`{command}` failed ({status}){}", stderr_text(.stderr))]
     Exited {
         command: String,
         status: String,
@@ -163,7 +163,7 @@ pub enum JournalError {
     },
     #[error("reading the output of `{command}` failed: {why}")]
     Read { command: String, why: String },
-    #[error("`{command}` did not finish within {:.0} s; stopped, and the next run starts from the last entry read", after.as_secs_f64())]
+    #[error("`{command}` did not finish within {:.0} s; stopped", after.as_secs_f64())]
     Timeout { command: String, after: Duration },
     #[error("cannot save the journal cursor to {}: {why}", path.display())]
     SaveCursor { path: PathBuf, why: String },
