@@ -1101,3 +1101,96 @@ fn every_log_family_counted_from_real_smtp_traffic() {
     is("postfix.log.warnings", &[], 0);
     script("postfix-reset.sh", &[]);
 }
+
+/// The `postfix.queue.*` lines of `check` output for the five queues postqueue lists, with
+/// `oldest_age` rounded to ten seconds (two runs a moment apart), sorted.
+fn queue_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("postfix.queue.") && !l.contains("queue:corrupt"))
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("postfix.queue.oldest_age:") {
+                let (n, tags) = rest.split_once('|').unwrap();
+                format!(
+                    "postfix.queue.oldest_age:~{}|{tags}",
+                    n.parse::<u64>().unwrap() / 10
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn scan_reads_queue_files_and_equals_postqueue_metric_for_metric() {
+    if !enabled("scan_reads_queue_files_and_equals_postqueue_metric_for_metric") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    fill();
+    // The second instance, with long queue IDs: deferred and hold.
+    script("postmulti-setup.sh", &[]);
+    script("postmulti-setup.sh", &["--reset"]);
+    script("postmulti-setup.sh", &["--fill", "5"]);
+    let out_q = "/var/spool/postfix-out";
+    let held = Command::new("sh")
+        .arg("-c")
+        .arg(format!("find {out_q}/deferred -type f -printf '%f\\n' | sort | head -n 2 | postsuper -c /etc/postfix-out -h -"))
+        .status()
+        .unwrap();
+    assert!(held.success());
+    let s = Scratch::new();
+    let instances = |method: &str| {
+        config(
+            &s,
+            &format!("instances:\n  - {{method: {method}, config_directory: /etc/postfix, top_domains: 10}}\n  - {{method: {method}, config_directory: /etc/postfix-out, top_domains: 10}}\n"),
+        )
+    };
+    let scan = no_new_privs(
+        &s,
+        "postfix",
+        "postfix",
+        &["check", "-c", &instances("scan")],
+    );
+    let postqueue = as_user(&s, &["check", "-c", &instances("postqueue")]);
+    let long_ids = Command::new("postqueue")
+        .args(["-c", "/etc/postfix-out", "-j"])
+        .output()
+        .unwrap();
+    assert!(long_ids.status.success());
+    // Long IDs: at least ten time characters, a `z`, the inode (SPEC 8.6).
+    assert!(
+        String::from_utf8_lossy(&long_ids.stdout).lines().all(|l| {
+            let id = l
+                .split("\"queue_id\": \"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            id.len() > 11 && id[10..].contains('z')
+        }),
+        "{}",
+        String::from_utf8_lossy(&long_ids.stdout)
+    );
+    script("postmulti-setup.sh", &["--reset"]);
+    let (scan, postqueue) = (stdout(&scan), stdout(&postqueue));
+    assert!(scan.contains("OK (directory scan"), "{scan}");
+    let (got, want) = (queue_lines(&scan), queue_lines(&postqueue));
+    for instance in ["instance:/etc/postfix", "instance:/etc/postfix-out"] {
+        assert!(
+            got.iter()
+                .any(|l| l.ends_with(instance)
+                    && l.starts_with("postfix.queue.recipients_by_reason:"))
+        );
+    }
+    assert_eq!(got, want, "scan:\n{scan}\npostqueue:\n{postqueue}");
+    assert!(
+        scan.lines()
+            .any(|l| l.starts_with("postfix.queue.size:") && l.contains("queue:corrupt")),
+        "{scan}"
+    );
+}

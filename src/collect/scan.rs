@@ -1,27 +1,43 @@
-//! Method `scan`: walk an instance's queue directories directly (no fork, no socket), counting
-//! the finished queue files and their bytes in every queue, `corrupt` included. Queue files
-//! being written (in incoming or maildrop) do not have all the owner permission bits yet:
-//! Postfix sets rwx when a file is complete, so those are not counted.
+//! Method `scan`: read an instance's queue directories directly (no fork, no socket), every
+//! queue `corrupt` included, and from each queue file and its defer log what `postqueue -j`
+//! lists: sizes, arrival times, recipients with their delay reasons (SPEC 8). Files are read
+//! the way showq reads them (`listing::qfile`, `listing::defer`), and only when they may have
+//! changed: the first cycle reads every file, later ones list the directories (one `stat` per
+//! file) and read what is new or changed (`cache`).
 //!
-//! Reading the queue directories takes uid postfix or root, `CAP_DAC_READ_SEARCH`, or ACLs
-//! granting read and search (README: Methods and permissions). Ages are not reported: they
-//! would need the arrival record from inside each file, and file times are not arrival times
-//! (qmgr sets deferred files' mtime into the future).
+//! Reading the queue directories and files takes uid postfix or root, `CAP_DAC_READ_SEARCH`,
+//! or ACLs granting read and search (README: Methods and permissions).
 
-use std::io;
+pub mod cache;
+
+use std::ffi::OsString;
+use std::io::{self, Read, Seek};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
+use cache::{Cache, Stat, Summary, Verdict};
+
+use super::listing::qfile::{self, Bytes, End, Meta, Rules};
 use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::{Limits, Stopped};
 use crate::postconf;
-use crate::queue::SCANNED;
+use crate::queue::{self, Hashing, ACTIVE, CORRUPT, DEFER, HOLD, SCANNED};
+use crate::snapshot::{distinct, domain_of, ListingRules, Recipient};
 use crate::walk::{read_dir_level, WalkError};
 
 /// Threads sharing one scan at most.
 const SCAN_THREADS: usize = 4;
+/// Files the walk hands over at a time.
+const BATCH: usize = 1024;
+/// Files larger than this are read without their message content when the size record says
+/// where it is (showq seeks over it too).
+const SPARSE_ABOVE: u64 = 256 << 10;
+/// The most of one file read: Postfix's own are far smaller (`message_size_limit`).
+const MAX_READ: u64 = 256 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -29,14 +45,16 @@ pub struct Options {
     pub postconf: PathBuf,
     /// The queue directory; when `None` it is read with postconf (hourly).
     pub queue_directory: Option<PathBuf>,
+    /// Seconds of each `postfix.queue.older_than` series.
+    pub age_thresholds: Vec<u64>,
 }
 
-/// Scan walks every queue under the queue directory: `directory`, or postconf's.
+/// Scan reads every queue under the queue directory: `directory`, or postconf's.
 pub const READS: Reads = Reads {
     config_directory: true,
     queue_directory: Need::Optional,
     queues: false,
-    lists_messages: false,
+    lists_messages: true,
 };
 
 impl From<&InstanceSettings> for Options {
@@ -45,6 +63,7 @@ impl From<&InstanceSettings> for Options {
             config_directory: s.config_directory.clone(),
             postconf: s.commands.postconf.clone(),
             queue_directory: s.queue_directory.clone(),
+            age_thresholds: s.age_thresholds.clone(),
         }
     }
 }
@@ -53,12 +72,18 @@ impl From<&InstanceSettings> for Options {
 pub struct Scan {
     options: Options,
     postconf: postconf::Cache,
+    /// What the last cycles read, shared with the blocking walk (one at a time: `live`).
+    cache: Arc<Mutex<Cache>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("queue {queue}: permission denied on {}: run as the postfix user, grant CAP_DAC_READ_SEARCH, or give this user read and search ACLs (README)", path.display())]
-    Denied { queue: String, path: PathBuf },
+    #[error("queue {queue}: permission denied: cannot {what} {}: the user needs read and search on the queue directories (and `defer`) and read on their files: run as the postfix user, grant CAP_DAC_READ_SEARCH, or give this user ACLs, with default ACLs for the files and hashed subdirectories Postfix makes later (README: Methods and permissions)", path.display())]
+    Denied {
+        queue: String,
+        path: PathBuf,
+        what: &'static str,
+    },
     #[error("queue {queue}: cannot read {}", path.display())]
     Walk {
         queue: String,
@@ -66,17 +91,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("the directory walk {0}")]
+    #[error("the directory scan {0}")]
     Stopped(Stopped),
     #[error("cannot read the Postfix parameters")]
     Postconf(#[from] postconf::Error),
 }
 
-/// One queue's finished files and their bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counted {
-    pub files: u64,
-    pub bytes: u64,
+/// What the method needs to know of the Postfix instance to read its files.
+#[derive(Debug, Clone)]
+struct Layout {
+    dir: PathBuf,
+    hashing: Hashing,
+    rules: Rules,
 }
 
 impl Scan {
@@ -84,6 +110,7 @@ impl Scan {
         Scan {
             postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
             options,
+            cache: Arc::new(Mutex::new(Cache::new(&SCANNED))),
         }
     }
 
@@ -92,12 +119,24 @@ impl Scan {
             how: "directory scan".to_owned(),
             ..Collection::default()
         };
-        let dir = match &self.options.queue_directory {
-            Some(dir) => dir.clone(),
+        let layout = match &self.options.queue_directory {
+            // Given the directory, the method forks nothing: Postfix's default hashing.
+            Some(dir) => Layout {
+                dir: dir.clone(),
+                hashing: Hashing::default(),
+                rules: Rules::default(),
+            },
             None => match self.postconf.get(limits).await {
                 Ok(params) => {
                     collection.postfix_version = Some(params.mail_version);
-                    params.queue_directory
+                    Layout {
+                        dir: params.queue_directory,
+                        hashing: params.hashing,
+                        rules: Rules {
+                            utf8: params.utf8,
+                            ..Rules::default()
+                        },
+                    }
                 }
                 Err(e) => {
                     collection.errors.push(Error::from(e).into());
@@ -105,143 +144,378 @@ impl Scan {
                 }
             },
         };
-        let held = limits.live.hold(format!("a scan of {}", dir.display()));
+        let held = limits
+            .live
+            .hold(format!("a scan of {}", layout.dir.display()));
         let deadline = limits.deadline.into_std();
+        let cache = self.cache.clone();
+        let rules = ListingRules::now(&self.options.age_thresholds);
         let walk = tokio::task::spawn_blocking(move || {
             let _held = held;
-            let results = scan_queues(&dir, &SCANNED, deadline);
-            SCANNED.into_iter().zip(results)
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            scan(&mut cache, &layout, &rules, deadline)
         });
-        let results = match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
-            Ok(Ok(results)) => results,
+        match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
+            Ok(Ok(scanned)) => {
+                collection.snapshot = scanned.snapshot;
+                collection.files_read = Some(scanned.files_read);
+                collection
+                    .errors
+                    .extend(scanned.errors.into_iter().map(Into::into));
+            }
             Ok(Err(join)) => {
                 // The walk itself failed (a panic): say so, not "shutting down".
                 collection.errors.push(
                     Error::Walk {
                         queue: "all".to_owned(),
                         path: PathBuf::new(),
-                        source: std::io::Error::other(join.to_string()),
+                        source: io::Error::other(join.to_string()),
                     }
                     .into(),
                 );
-                return collection;
             }
-            Err(stopped) => {
-                collection.errors.push(Error::Stopped(stopped).into());
-                return collection;
-            }
-        };
-        for (queue, result) in results {
-            match result {
-                Ok(c) => collection.snapshot.add_counted(queue, c.files, c.bytes),
-                Err(e) => collection.errors.push(e.into()),
-            }
+            Err(stopped) => collection.errors.push(Error::Stopped(stopped).into()),
         }
         collection
     }
 }
 
-/// Directories of one scan waiting for a worker: (queue index, path, depth).
-type Work = Vec<(usize, PathBuf, usize)>;
+/// What one scan found.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The queues read, in `SCANNED` order; a queue that failed is left out.
+    pub snapshot: crate::snapshot::Snapshot,
+    /// Queue files and defer logs read (not only listed).
+    pub files_read: u64,
+    pub errors: Vec<Error>,
+}
 
-/// Counts the finished queue files under `<queue_directory>/<queue>` for each queue, with up to
-/// `SCAN_THREADS` threads sharing the directories (deferred, most of the spool, is hashed into
-/// subdirectories), since each file costs a stat that `find -type f` does not need.
-pub fn scan_queues(
-    queue_directory: &Path,
-    queues: &[&str],
-    deadline: std::time::Instant,
-) -> Vec<Result<Counted, Error>> {
-    let work: Mutex<Work> = Mutex::new(
-        queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (i, queue_directory.join(q), 0))
-            .collect(),
-    );
-    let busy = AtomicUsize::new(0);
-    let totals: Mutex<Vec<Result<Counted, Error>>> =
-        Mutex::new(queues.iter().map(|_| Ok(Counted::default())).collect());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| worker(queues, deadline, &work, &busy, &totals));
+/// A file the walk found.
+#[derive(Debug)]
+struct Found {
+    queue: usize,
+    dir: Arc<Path>,
+    name: OsString,
+    stat: Stat,
+}
+
+impl Found {
+    fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
+    }
+}
+
+/// One scan of every queue under `layout.dir`: the walk (one `stat` a file), then the files
+/// the cache does not know as they are read, then the sum.
+fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Instant) -> Scanned {
+    let mut failed: Vec<Option<Error>> = SCANNED.iter().map(|_| None).collect();
+    // Every file is read every cycle, for now.
+    cache.clear();
+    cache.start_cycle();
+    let mut to_read = Vec::new();
+    let mut defer_checks = Vec::new();
+    // 1. The walk: each directory's files handed over in batches as they are listed.
+    let roots: Vec<(usize, PathBuf, usize)> = SCANNED
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (i, layout.dir.join(q), 0))
+        .collect();
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Result<Vec<Found>, (usize, WalkError)>>(16);
+        s.spawn(move || {
+            let tx = &tx;
+            pool(roots, |(q, dir, depth), more| {
+                walk_dir(q, &dir, depth, deadline, more, tx);
+            });
+        });
+        for batch in rx {
+            match batch {
+                Ok(found) => {
+                    for f in found {
+                        let path = cache.path_hash(f.path().as_os_str().as_bytes());
+                        match cache.observe(f.queue, path, &f.stat) {
+                            Verdict::Read => to_read.push((f, path)),
+                            Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
+                                defer_checks.push((f, path))
+                            }
+                            Verdict::Known => {}
+                        }
+                    }
+                }
+                Err((q, (path, source))) => {
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
+                }
+            }
         }
     });
-    totals.into_inner().unwrap_or_else(|p| p.into_inner())
-}
-
-fn worker(
-    queues: &[&str],
-    deadline: std::time::Instant,
-    work: &Mutex<Work>,
-    busy: &AtomicUsize,
-    totals: &Mutex<Vec<Result<Counted, Error>>>,
-) {
-    fn lock(m: &Mutex<Work>) -> std::sync::MutexGuard<'_, Work> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    loop {
-        let next = {
-            let mut w = lock(work);
-            let next = w.pop();
-            if next.is_some() {
-                busy.fetch_add(1, Ordering::SeqCst);
+    // 2. A defer log changes while its message is in active (the delivery agents append to it,
+    // qmgr deletes it); held messages keep theirs. Elsewhere it changes only with its queue
+    // file, whose own change has it read again.
+    for (f, path) in defer_checks {
+        let log = layout
+            .dir
+            .join(layout.hashing.path(DEFER, &f.name.to_string_lossy()));
+        let ctime = match std::fs::symlink_metadata(&log) {
+            Ok(m) => ctime_ns(&m),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
+            Err(e) => {
+                failed[f.queue].get_or_insert_with(|| error(DEFER, log, e, "look at"));
+                continue;
             }
-            next
         };
-        let Some((q, dir, depth)) = next else {
-            if busy.load(Ordering::SeqCst) == 0 && lock(work).is_empty() {
-                return;
-            }
-            std::thread::yield_now();
-            continue;
-        };
-        let mut found = Vec::new();
-        let result = scan_dir(&dir, depth, deadline, &mut found);
-        if !found.is_empty() {
-            lock(work).extend(found.into_iter().map(|(d, depth)| (q, d, depth)));
+        if cache.defer_changed(&f.stat, ctime) {
+            to_read.push((f, path));
         }
-        {
-            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-            match (&mut t[q], result) {
-                (Ok(total), Ok(c)) => {
-                    total.files += c.files;
-                    total.bytes += c.bytes;
+    }
+    // 3. The files to read, read by the pool, remembered here as they come.
+    let mut files_read = 0;
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<ReadOne>(64);
+        s.spawn(move || {
+            let tx = &tx;
+            pool(to_read, |(f, path), _| {
+                let result = if Instant::now() >= deadline {
+                    Err((
+                        f.path(),
+                        io::Error::new(io::ErrorKind::TimedOut, "the scan reached its deadline"),
+                        "read",
+                    ))
+                } else {
+                    read_message(layout, &f)
+                };
+                let _ = tx.send(ReadOne {
+                    found: f,
+                    path,
+                    result,
+                });
+            });
+        });
+        for r in rx {
+            match r.result {
+                Ok(Some(got)) => {
+                    files_read += got.files_read;
+                    cache.store(
+                        r.found.queue,
+                        r.path,
+                        &r.found.stat,
+                        got.defer_ctime,
+                        got.summary,
+                    );
                 }
-                (slot @ Ok(_), Err((path, source))) => *slot = Err(error(queues[q], path, source)),
-                (Err(_), _) => {}
+                // Gone since the walk (delivered, moved): the next walk sees where it went.
+                Ok(None) => {}
+                Err((path, source, what)) => {
+                    let q = r.found.queue;
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, what));
+                }
             }
         }
-        busy.fetch_sub(1, Ordering::SeqCst);
+    });
+    cache.sweep();
+    let read: Vec<&str> = SCANNED
+        .iter()
+        .zip(&failed)
+        .filter(|(_, f)| f.is_none())
+        .map(|(q, _)| *q)
+        .collect();
+    Scanned {
+        snapshot: cache.snapshot(&read, rules),
+        files_read,
+        errors: failed.into_iter().flatten().collect(),
     }
 }
 
-/// One directory: its finished files counted, its subdirectories handed back.
-fn scan_dir(
+/// A file read, or why not.
+struct ReadOne {
+    found: Found,
+    path: u64,
+    result: Result<Option<Message>, (PathBuf, io::Error, &'static str)>,
+}
+
+struct Message {
+    summary: Summary,
+    defer_ctime: i64,
+    files_read: u64,
+}
+
+/// One directory: its files handed over in batches, its subdirectories pushed to `more`.
+fn walk_dir(
+    q: usize,
     dir: &Path,
     depth: usize,
-    deadline: std::time::Instant,
-    subdirs: &mut Vec<(PathBuf, usize)>,
-) -> Result<Counted, WalkError> {
-    let mut counted = Counted::default();
-    read_dir_level(dir, depth, deadline, subdirs, &mut |entry| {
-        let meta = entry.metadata()?;
-        // Owner rwx: Postfix's mark of a complete queue file.
-        if meta.mode() & 0o700 == 0o700 {
-            counted.files += 1;
-            counted.bytes += meta.size();
+    deadline: Instant,
+    more: &mut Vec<(usize, PathBuf, usize)>,
+    tx: &SyncSender<Result<Vec<Found>, (usize, WalkError)>>,
+) {
+    let shared: Arc<Path> = Arc::from(dir);
+    let mut subdirs = Vec::new();
+    let mut batch = Vec::new();
+    let message_queue = SCANNED[q] != CORRUPT;
+    let result = read_dir_level(dir, depth, deadline, &mut subdirs, &mut |entry| {
+        let name = entry.file_name();
+        // showq's `mail_open_ok`: a queue ID for a name, and owner rwx (a file still being
+        // written has not). Whatever is in corrupt is counted.
+        if message_queue && !queue::is_queue_id(name.as_bytes()) {
+            return Ok(());
+        }
+        let m = entry.metadata()?;
+        if message_queue && m.mode() & 0o700 != 0o700 {
+            return Ok(());
+        }
+        batch.push(Found {
+            queue: q,
+            dir: shared.clone(),
+            name,
+            stat: Stat {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                ctime: ctime_ns(&m),
+                mode: m.mode(),
+            },
+        });
+        if batch.len() >= BATCH {
+            let _ = tx.send(Ok(std::mem::take(&mut batch)));
         }
         Ok(())
-    })?;
-    Ok(counted)
+    });
+    if !batch.is_empty() {
+        let _ = tx.send(Ok(batch));
+    }
+    more.extend(subdirs.into_iter().map(|(d, depth)| (q, d, depth)));
+    if let Err(e) = result {
+        let _ = tx.send(Err((q, e)));
+    }
 }
 
-fn error(queue: &str, path: PathBuf, source: io::Error) -> Error {
+fn ctime_ns(m: &std::fs::Metadata) -> i64 {
+    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+}
+
+/// Reads one queue file and its defer log; `None` when the file is gone.
+fn read_message(
+    layout: &Layout,
+    f: &Found,
+) -> Result<Option<Message>, (PathBuf, io::Error, &'static str)> {
+    let path = f.path();
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err((path, e, "read the queue file")),
+    };
+    let fail = |e| (path.clone(), e, "read the queue file");
+    let meta = Meta {
+        size: f.stat.size,
+        mtime: f.stat.mtime.div_euclid(1_000_000_000),
+        mode: f.stat.mode,
+    };
+    let id = f.name.to_string_lossy();
+    let log_path = layout.dir.join(layout.hashing.path(DEFER, &id));
+    let (log, defer_ctime) = match std::fs::File::open(&log_path) {
+        Ok(mut log) => {
+            let ctime = log.metadata().map(|m| ctime_ns(&m)).unwrap_or(1);
+            let mut bytes = Vec::new();
+            (&mut log)
+                .take(MAX_READ)
+                .read_to_end(&mut bytes)
+                .map_err(|e| (log_path.clone(), e, "read the defer log"))?;
+            (Some(bytes), ctime)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
+        Err(e) => return Err((log_path, e, "read the defer log")),
+    };
+    let files_read = 1 + u64::from(log.is_some());
+    let mut head = Vec::new();
+    let mut summary = None;
+    if f.stat.size > SPARSE_ABOVE {
+        // The envelope, then the records after the content: the content itself is skipped.
+        (&mut file)
+            .take(4096)
+            .read_to_end(&mut head)
+            .map_err(fail)?;
+        if let Some((span, at)) = qfile::content_span(&head) {
+            let tail_at = at.saturating_add(span);
+            if at <= MAX_READ && tail_at <= f.stat.size {
+                head.clear();
+                file.rewind().map_err(fail)?;
+                (&mut file).take(at).read_to_end(&mut head).map_err(fail)?;
+                file.seek(io::SeekFrom::Start(tail_at)).map_err(fail)?;
+                let mut tail = Vec::new();
+                (&mut file)
+                    .take(MAX_READ)
+                    .read_to_end(&mut tail)
+                    .map_err(fail)?;
+                let bytes = Bytes::sparse(&head, tail_at, &tail);
+                let (s, end) = summarize(bytes, meta, log.as_deref(), layout.rules);
+                if !matches!(end, End::Hole(_)) {
+                    summary = Some(s);
+                }
+            }
+        }
+        head.clear();
+        file.rewind().map_err(fail)?;
+    }
+    let summary = match summary {
+        Some(s) => s,
+        None => {
+            (&mut file)
+                .take(MAX_READ)
+                .read_to_end(&mut head)
+                .map_err(fail)?;
+            summarize(Bytes::whole(&head), meta, log.as_deref(), layout.rules).0
+        }
+    };
+    Ok(Some(Message {
+        summary,
+        defer_ctime,
+        files_read,
+    }))
+}
+
+/// What a queue file and its defer log come to: showq's listing of it, with each recipient
+/// counted once (its first reason) by domain and reason class.
+pub fn summarize(bytes: Bytes<'_>, meta: Meta, log: Option<&[u8]>, rules: Rules) -> (Summary, End) {
+    let mut listed: Vec<(String, Option<String>)> = Vec::new();
+    let message = qfile::read(bytes, meta, log, rules, |a, r| {
+        listed.push((a.to_owned(), r.map(str::to_owned)))
+    });
+    let recipients: Vec<Recipient<'_>> = listed
+        .iter()
+        .map(|(a, r)| Recipient {
+            address: a,
+            delay_reason: r.as_deref(),
+        })
+        .collect();
+    let mut counted: Vec<(String, crate::reason::Reason, u32)> = Vec::new();
+    distinct(&recipients, |r| {
+        let domain = domain_of(r.address);
+        let reason = crate::reason::classify(r.delay_reason);
+        match counted
+            .iter_mut()
+            .find(|(d, c, _)| *c == reason && *d == domain)
+        {
+            Some(pair) => pair.2 += 1,
+            None => counted.push((domain, reason, 1)),
+        }
+    });
+    (
+        Summary {
+            listed: message.listed,
+            message_size: message.message_size,
+            arrival: message.arrival,
+            recipients: counted,
+        },
+        message.end,
+    )
+}
+
+fn error(queue: &str, path: PathBuf, source: io::Error, what: &'static str) -> Error {
     if source.kind() == io::ErrorKind::PermissionDenied {
         Error::Denied {
             queue: queue.to_owned(),
             path,
+            what,
         }
     } else {
         Error::Walk {
@@ -252,42 +526,43 @@ fn error(queue: &str, path: PathBuf, source: io::Error) -> Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn counts_only_finished_files_with_their_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = dir.path().join("deferred");
-        std::fs::create_dir_all(q.join("A")).unwrap();
-        let file = |name: &str, mode: u32, len: usize| {
-            let p = q.join(name);
-            std::fs::write(&p, vec![b'x'; len]).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
-        file("A/done1", 0o700, 100);
-        file("A/expire", 0o750, 20); // group-execute: forced to expire, still a message
-        file("writing", 0o600, 999);
-        file("done2", 0o700, 1);
-        std::fs::create_dir_all(dir.path().join("hold/deep/er/still")).unwrap();
-        std::fs::write(dir.path().join("hold/deep/er/still/x"), b"12").unwrap();
-        std::fs::set_permissions(
-            dir.path().join("hold/deep/er/still/x"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let got = scan_queues(dir.path(), &["deferred", "hold", "nope"], later);
-        assert_eq!(
-            got[0].as_ref().unwrap(),
-            &Counted {
-                files: 3,
-                bytes: 121
-            }
-        );
-        assert_eq!(got[1].as_ref().unwrap(), &Counted { files: 1, bytes: 2 });
-        assert!(matches!(got[2], Err(Error::Walk { .. })));
-    }
+/// Runs `work` on every job with up to `SCAN_THREADS` threads; a job may add jobs (a
+/// directory its subdirectories). Idle threads sleep until there is work or none is left.
+fn pool<J: Send>(jobs: Vec<J>, work: impl Fn(J, &mut Vec<J>) + Sync) {
+    let state = Mutex::new((jobs, 0usize));
+    let wake = Condvar::new();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let job = {
+                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        if let Some(job) = st.0.pop() {
+                            st.1 += 1;
+                            break Some(job);
+                        }
+                        if st.1 == 0 {
+                            break None;
+                        }
+                        st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                let Some(job) = job else {
+                    wake.notify_all();
+                    return;
+                };
+                let mut more = Vec::new();
+                work(job, &mut more);
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                st.0.extend(more);
+                st.1 -= 1;
+                drop(st);
+                wake.notify_all();
+            });
+        }
+    });
 }
+
+#[cfg(test)]
+mod tests;

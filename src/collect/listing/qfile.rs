@@ -459,7 +459,7 @@ fn is_dot_string(local: &[u8]) -> bool {
     !local.windows(2).any(|w| w == b"..")
         && local
             .iter()
-            .all(|&b| !(b == b' ' || b < 0x20 || b == 0x7f || b"()<>@,;:\\\"[]".contains(&b)))
+            .all(|&b| !(b <= b' ' || b == 0x7f || b"()<>@,;:\\\"[]".contains(&b)))
 }
 
 #[cfg(test)]

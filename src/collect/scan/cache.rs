@@ -1,0 +1,394 @@
+//! What method scan remembers of each queue file between cycles, so that a cycle reads only
+//! the files that changed (SPEC 8.7): per file a fixed, small entry keyed by device and inode,
+//! with its recipients as counts per (interned domain, reason class). No I/O: the walk tells
+//! what it saw ([`Cache::observe`]), the reader what a file said ([`Cache::store`]), and
+//! [`Cache::snapshot`] adds it all up.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
+
+use crate::queue::CORRUPT;
+use crate::reason::Reason;
+use crate::snapshot::{ListingRules, Snapshot};
+
+/// Distinct domains held at once; recipients of domains past it count as `other`.
+pub const MAX_DOMAINS: usize = 100_000;
+
+/// A queue file's `stat`, as the walk saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    /// Nanoseconds since the epoch.
+    pub mtime: i64,
+    pub ctime: i64,
+    pub mode: u32,
+}
+
+/// What one queue file said, as the reader hands it over.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// showq lists it (a sender record was reached).
+    pub listed: bool,
+    pub message_size: u64,
+    /// Unix seconds.
+    pub arrival: i64,
+    /// Distinct recipients, per (domain tag value, reason class), each pair once.
+    pub recipients: Vec<(String, Reason, u32)>,
+}
+
+/// One remembered queue file: 96 bytes, plus 8 per (domain, reason) pair beyond the first.
+#[derive(Debug)]
+struct Entry {
+    ino: u64,
+    /// A hash of the file's path: a new one with the same content is a rename.
+    path: u64,
+    /// A hash of the size and mtime: the content may have changed when it does.
+    content: u64,
+    ctime: i64,
+    /// The defer log's ctime when the file was read, 0 without one.
+    defer_ctime: i64,
+    message_size: u64,
+    arrival: i64,
+    recipients: u32,
+    dev: u32,
+    queue: u8,
+    flags: u8,
+    pairs: Pairs,
+}
+
+const LISTED: u8 = 1;
+const SEEN: u8 = 2;
+
+/// Recipients per (domain id << 4 | reason index), inline for the usual single pair.
+#[derive(Debug)]
+enum Pairs {
+    None,
+    One((u32, u32)),
+    Many(Box<[(u32, u32)]>),
+}
+
+impl Pairs {
+    fn as_slice(&self) -> &[(u32, u32)] {
+        match self {
+            Pairs::None => &[],
+            Pairs::One(pair) => std::slice::from_ref(pair),
+            Pairs::Many(all) => all,
+        }
+    }
+}
+
+/// Whether the walk's file must be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Known, and nothing says its content changed: counted as it was.
+    Known,
+    /// New, or changed: read it.
+    Read,
+}
+
+/// The domains of the remembered recipients, each with an id and a count of the entries that
+/// hold it, so that a domain no queued message holds any more is forgotten.
+#[derive(Debug, Default)]
+struct Domains {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Option<Box<str>>>,
+    holders: Vec<u32>,
+    free: Vec<u32>,
+}
+
+/// The id of every domain past `MAX_DOMAINS`.
+const OVERFLOW: u32 = (1 << 28) - 1;
+
+impl Domains {
+    fn hold(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            self.holders[id as usize] += 1;
+            return id;
+        }
+        if self.ids.len() >= MAX_DOMAINS {
+            return OVERFLOW;
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.names.push(None);
+                self.holders.push(0);
+                (self.names.len() - 1) as u32
+            }
+        };
+        self.ids.insert(name.into(), id);
+        self.names[id as usize] = Some(name.into());
+        self.holders[id as usize] = 1;
+        id
+    }
+
+    fn release(&mut self, id: u32) {
+        if id == OVERFLOW {
+            return;
+        }
+        let h = &mut self.holders[id as usize];
+        *h -= 1;
+        if *h == 0 {
+            if let Some(name) = self.names[id as usize].take() {
+                self.ids.remove(&name);
+            }
+            self.free.push(id);
+        }
+    }
+
+    fn name(&self, id: u32) -> Option<&str> {
+        self.names.get(id as usize)?.as_deref()
+    }
+}
+
+/// Every queue file of one Postfix instance that the last cycles saw.
+#[derive(Debug)]
+pub struct Cache {
+    entries: Vec<Entry>,
+    /// Indexes into `entries`, by (device, inode).
+    index: HashTable<u32>,
+    hasher: RandomState,
+    devs: Vec<u64>,
+    domains: Domains,
+    /// The `SEEN` flag of entries seen in this cycle.
+    cycle: u8,
+    /// The queues, in the order their index is kept in an entry.
+    queues: Vec<String>,
+}
+
+impl Cache {
+    pub fn new(queues: &[&str]) -> Self {
+        Cache {
+            entries: Vec::new(),
+            index: HashTable::new(),
+            hasher: RandomState::new(),
+            devs: Vec::new(),
+            domains: Domains::default(),
+            cycle: 0,
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Forgets everything: the next cycle reads every file.
+    pub fn clear(&mut self) {
+        *self = Cache::new(&self.queues.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+
+    /// Starts a cycle: what is not observed or stored before [`Cache::sweep`] is dropped.
+    pub fn start_cycle(&mut self) {
+        self.cycle ^= SEEN;
+    }
+
+    /// A hash of a path, for [`Cache::observe`] and [`Cache::store`].
+    pub fn path_hash(&self, path: &[u8]) -> u64 {
+        self.hasher.hash_one(path)
+    }
+
+    fn content_hash(&self, stat: &Stat) -> u64 {
+        self.hasher.hash_one((stat.size, stat.mtime))
+    }
+
+    fn dev_index(&mut self, dev: u64) -> u32 {
+        match self.devs.iter().position(|d| *d == dev) {
+            Some(i) => i as u32,
+            None => {
+                self.devs.push(dev);
+                (self.devs.len() - 1) as u32
+            }
+        }
+    }
+
+    fn key_hash(&self, dev: u32, ino: u64) -> u64 {
+        self.hasher.hash_one((dev, ino))
+    }
+
+    fn find(&mut self, stat: &Stat) -> Option<usize> {
+        let dev = self.dev_index(stat.dev);
+        let entries = &self.entries;
+        self.index
+            .find(self.key_hash(dev, stat.ino), |&i| {
+                let e = &entries[i as usize];
+                e.ino == stat.ino && e.dev == dev
+            })
+            .map(|&i| i as usize)
+    }
+
+    /// A file the walk found in `queue` at `path` (a [`Cache::path_hash`]): `Known` when its
+    /// inode is remembered with the same size and mtime, and its ctime is the same or its path
+    /// is new (a rename: postsuper -h and -H, qmgr's moves change the ctime and nothing
+    /// inside). A known file is marked seen, in its new queue.
+    pub fn observe(&mut self, queue: usize, path: u64, stat: &Stat) -> Verdict {
+        let Some(i) = self.find(stat) else {
+            return Verdict::Read;
+        };
+        let content = self.content_hash(stat);
+        let e = &mut self.entries[i];
+        if e.content != content || (e.path == path && e.ctime != stat.ctime) {
+            return Verdict::Read;
+        }
+        e.path = path;
+        e.ctime = stat.ctime;
+        e.queue = queue as u8;
+        e.flags = (e.flags & !SEEN) | self.cycle;
+        Verdict::Known
+    }
+
+    /// Whether a known file's defer log is no longer what it was when the file was read
+    /// (`ctime` 0: it has none now).
+    pub fn defer_changed(&mut self, stat: &Stat, ctime: i64) -> bool {
+        self.find(stat)
+            .is_none_or(|i| self.entries[i].defer_ctime != ctime)
+    }
+
+    /// What a file said when it was read, remembered and marked seen.
+    pub fn store(
+        &mut self,
+        queue: usize,
+        path: u64,
+        stat: &Stat,
+        defer_ctime: i64,
+        summary: Summary,
+    ) {
+        let mut pairs: Vec<(u32, u32)> = summary
+            .recipients
+            .iter()
+            .map(|(domain, reason, n)| {
+                let id = self.domains.hold(domain);
+                (id << 4 | reason.index() as u32, *n)
+            })
+            .collect();
+        pairs.sort_unstable();
+        let pairs = match pairs.len() {
+            0 => Pairs::None,
+            1 => Pairs::One(pairs[0]),
+            _ => Pairs::Many(pairs.into_boxed_slice()),
+        };
+        let entry = Entry {
+            ino: stat.ino,
+            path,
+            content: self.content_hash(stat),
+            ctime: stat.ctime,
+            defer_ctime,
+            message_size: summary.message_size,
+            arrival: summary.arrival,
+            recipients: summary.recipients.iter().map(|r| r.2).sum(),
+            dev: self.dev_index(stat.dev),
+            queue: queue as u8,
+            flags: self.cycle | if summary.listed { LISTED } else { 0 },
+            pairs,
+        };
+        match self.find(stat) {
+            Some(i) => {
+                let old = std::mem::replace(&mut self.entries[i], entry);
+                self.release(&old);
+            }
+            None => {
+                let i = self.entries.len() as u32;
+                let hash = self.key_hash(entry.dev, entry.ino);
+                self.entries.push(entry);
+                let (entries, hasher) = (&self.entries, &self.hasher);
+                self.index.insert_unique(hash, i, |&j| {
+                    let e = &entries[j as usize];
+                    hasher.hash_one((e.dev, e.ino))
+                });
+            }
+        }
+    }
+
+    fn release(&mut self, e: &Entry) {
+        for (key, _) in e.pairs.as_slice() {
+            self.domains.release(key >> 4);
+        }
+    }
+
+    /// Forgets the files not seen since [`Cache::start_cycle`] (delivered, deleted, or in a
+    /// queue that could not be read this time).
+    pub fn sweep(&mut self) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].flags & SEEN == self.cycle {
+                i += 1;
+                continue;
+            }
+            let gone_hash = self.key_hash(self.entries[i].dev, self.entries[i].ino);
+            let gone = i as u32;
+            if let Ok(found) = self.index.find_entry(gone_hash, |&j| j == gone) {
+                found.remove();
+            }
+            let last = (self.entries.len() - 1) as u32;
+            if last != gone {
+                let moved_hash = self.key_hash(
+                    self.entries[last as usize].dev,
+                    self.entries[last as usize].ino,
+                );
+                if let Some(slot) = self.index.find_mut(moved_hash, |&j| j == last) {
+                    *slot = gone;
+                }
+            }
+            let e = self.entries.swap_remove(i);
+            self.release(&e);
+        }
+    }
+
+    /// Every remembered file in `queues` (names as given to [`Cache::new`]), counted as the
+    /// listing methods count: in the five message queues the files showq lists, in `corrupt`
+    /// every file.
+    pub fn snapshot(&self, queues: &[&str], rules: &ListingRules) -> Snapshot {
+        let mut snapshot = Snapshot::listed(queues, rules);
+        let mut counts: Vec<Counts> = self.queues.iter().map(|_| Counts::default()).collect();
+        for e in &self.entries {
+            let queue = &self.queues[e.queue as usize];
+            if !queues.contains(&queue.as_str()) || (e.flags & LISTED == 0 && queue != CORRUPT) {
+                continue;
+            }
+            snapshot.record_message(queue, rules, Some(e.arrival), Some(e.message_size));
+            let c = &mut counts[e.queue as usize];
+            c.recipients += u64::from(e.recipients);
+            for &(key, n) in e.pairs.as_slice() {
+                c.reasons[(key & 0xf) as usize] += u64::from(n);
+                *c.domains.entry(key >> 4).or_default() += u64::from(n);
+            }
+        }
+        for (queue, c) in self.queues.iter().zip(counts) {
+            if !queues.contains(&queue.as_str()) {
+                continue;
+            }
+            let l = snapshot.listing_mut(queue, rules);
+            l.recipients += c.recipients;
+            for (total, n) in l.reasons.iter_mut().zip(c.reasons) {
+                *total += n;
+            }
+            // Most recipients first: if a queue holds more domains than a listing keeps, the
+            // ones kept are the largest.
+            let mut domains: Vec<(u32, u64)> = c.domains.into_iter().collect();
+            domains.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            for (id, n) in domains {
+                match self.domains.name(id) {
+                    Some(name) => l.domains.add(name, n),
+                    None => l.domains.overflow += n,
+                }
+            }
+        }
+        snapshot
+    }
+}
+
+/// One queue's recipients, added up.
+#[derive(Debug, Default)]
+struct Counts {
+    recipients: u64,
+    reasons: [u64; Reason::ALL.len()],
+    domains: HashMap<u32, u64>,
+}
