@@ -209,8 +209,6 @@ impl Found {
 /// the cache does not know as they are read, then the sum.
 fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Instant) -> Scanned {
     let mut failed: Vec<Option<Error>> = SCANNED.iter().map(|_| None).collect();
-    // Every file is read every cycle, for now.
-    cache.clear();
     cache.start_cycle();
     let mut to_read = Vec::new();
     let mut defer_checks = Vec::new();

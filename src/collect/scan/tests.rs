@@ -116,6 +116,107 @@ fn reads_every_queue_file_and_defer_log() {
 }
 
 #[test]
+fn reads_only_what_changed() {
+    let mut s = Spool::new();
+    queue_file(
+        s.dir.path(),
+        "deferred/A/A1",
+        0o700,
+        &["a@x.example", "b@y.example"],
+    );
+    queue_file(s.dir.path(), "deferred/B/B1", 0o700, &["c@x.example"]);
+    queue_file(s.dir.path(), "active/C1", 0o700, &["d@x.example"]);
+    queue_file(s.dir.path(), "incoming/D1", 0o600, &["e@x.example"]); // being written
+    std::fs::create_dir_all(s.path("defer/A")).unwrap();
+    std::fs::write(
+        s.path("defer/A/A1"),
+        "recipient=a@x.example\nreason=Connection refused\n\n",
+    )
+    .unwrap();
+    let first = s.scan();
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    assert_eq!(first.files_read, 4, "three queue files and a defer log");
+    assert_eq!(size(&first, "deferred"), (2, 3));
+    assert_eq!(size(&first, "active"), (1, 1));
+    assert_eq!(size(&first, "incoming"), (0, 0));
+    let l = first
+        .snapshot
+        .get("deferred")
+        .unwrap()
+        .listing
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        l.reasons[crate::reason::Reason::ConnectionRefused.index()],
+        1
+    );
+    assert_eq!(l.oldest_age, 3600);
+    assert_eq!(l.older_than, vec![2]);
+
+    // Nothing changed: nothing read, the same figures.
+    let again = s.scan();
+    assert_eq!(again.files_read, 0);
+    assert_eq!(again.snapshot, first.snapshot);
+
+    // postsuper -h: a rename, known by its inode, not read again.
+    std::fs::rename(s.path("deferred/B/B1"), s.path("hold/B1")).unwrap();
+    let held = s.scan();
+    assert_eq!(held.files_read, 0);
+    assert_eq!(size(&held, "deferred"), (1, 2));
+    assert_eq!(size(&held, "hold"), (1, 1));
+
+    // A recipient delivered (R becomes D in place): the mtime changes, the file is read.
+    let p = s.path("deferred/A/A1");
+    let mut bytes = std::fs::read(&p).unwrap();
+    let at = bytes
+        .windows(13)
+        .position(|w| w == b"R\x0bb@y.example")
+        .unwrap();
+    bytes[at] = b'D';
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    std::fs::write(&p, &bytes).unwrap();
+    let done = s.scan();
+    assert_eq!(done.files_read, 2, "the queue file and its defer log");
+    assert_eq!(size(&done, "deferred"), (1, 1));
+
+    // The active message's defer log appears (a delivery agent deferred it): read again.
+    std::fs::create_dir_all(s.path("defer/C")).unwrap();
+    std::fs::write(
+        s.path("defer/C/C1"),
+        "recipient=d@x.example\nreason=Connection timed out\n\n",
+    )
+    .unwrap();
+    let deferred = s.scan();
+    assert_eq!(deferred.files_read, 2);
+    let l = deferred
+        .snapshot
+        .get("active")
+        .unwrap()
+        .listing
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        l.reasons[crate::reason::Reason::ConnectionTimeout.index()],
+        1
+    );
+
+    // Finished writing (0600 -> 0700), a new message, one delivered (unlinked).
+    std::fs::set_permissions(
+        s.path("incoming/D1"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .unwrap();
+    queue_file(s.dir.path(), "maildrop/E1", 0o744, &["f@x.example"]);
+    std::fs::remove_file(s.path("hold/B1")).unwrap();
+    let moved = s.scan();
+    assert_eq!(moved.files_read, 2);
+    assert_eq!(size(&moved, "incoming"), (1, 1));
+    assert_eq!(size(&moved, "maildrop"), (1, 1));
+    assert_eq!(size(&moved, "hold"), (0, 0));
+    assert_eq!(s.cache.len(), 4);
+}
+
+#[test]
 fn corrupt_counts_every_file_and_foreign_files_are_not_messages() {
     let mut s = Spool::new();
     std::fs::write(s.path("corrupt/junk"), "not a queue file").unwrap();
