@@ -78,11 +78,12 @@ pub struct Scan {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("queue {queue}: permission denied: cannot {what} {}: the user needs read and search on the queue directories (and `defer`) and read on their files: run as the postfix user, grant CAP_DAC_READ_SEARCH, or give this user ACLs, with default ACLs for the files and hashed subdirectories Postfix makes later (README: Methods and permissions)", path.display())]
+    #[error("queue {queue}: permission denied: cannot {what} {}: {fix} (README: Methods and permissions)", path.display())]
     Denied {
         queue: String,
         path: PathBuf,
         what: &'static str,
+        fix: &'static str,
     },
     #[error("queue {queue}: cannot read {}", path.display())]
     Walk {
@@ -508,12 +509,19 @@ pub fn summarize(bytes: Bytes<'_>, meta: Meta, log: Option<&[u8]>, rules: Rules)
     )
 }
 
+/// What a user who may not list a queue directory needs.
+const LIST_FIX: &str = "this user needs read and search (r-x) on the queue directories and `defer`: run as the postfix user, grant CAP_DAC_READ_SEARCH, or ACLs (`setfacl -R -m u:USER:rX` on each)";
+/// What a user who may list but not read a queue file needs: ACLs cannot give it, as Postfix
+/// writes each file 0600 then 0700, and the ACL mask of a new file follows those group bits.
+const READ_FIX: &str = "reading queue files and defer logs takes the postfix user or CAP_DAC_READ_SEARCH: ACLs reach the directories but not the files Postfix writes later (their ACL mask follows the file's mode, 0700)";
+
 fn error(queue: &str, path: PathBuf, source: io::Error, what: &'static str) -> Error {
     if source.kind() == io::ErrorKind::PermissionDenied {
         Error::Denied {
             queue: queue.to_owned(),
             path,
             what,
+            fix: if what == "list" { LIST_FIX } else { READ_FIX },
         }
     } else {
         Error::Walk {

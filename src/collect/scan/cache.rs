@@ -461,7 +461,13 @@ mod tests {
         c.start_cycle();
         for i in 0..100u64 {
             let s = stat(i, 1, 1, 1);
-            c.store(0, i, &s, 0, summary(&[&format!("d{i}.example"), "common.example"]));
+            c.store(
+                0,
+                i,
+                &s,
+                0,
+                summary(&[&format!("d{i}.example"), "common.example"]),
+            );
         }
         c.sweep();
         assert_eq!(c.domains.ids.len(), 101);
@@ -472,7 +478,14 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c.domains.ids.len(), 2);
         let s = c.snapshot(&["deferred"], &ListingRules::default());
-        let (top, other) = s.get("deferred").unwrap().listing.as_ref().unwrap().domains.top(5);
+        let (top, other) = s
+            .get("deferred")
+            .unwrap()
+            .listing
+            .as_ref()
+            .unwrap()
+            .domains
+            .top(5);
         assert_eq!(top, vec![("common.example", 1), ("d5.example", 1)]);
         assert_eq!(other, 0);
         // The freed ids come back.
