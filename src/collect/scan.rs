@@ -486,18 +486,17 @@ pub fn summarize(bytes: Bytes<'_>, meta: Meta, log: Option<&[u8]>, rules: Rules)
             delay_reason: r.as_deref(),
         })
         .collect();
-    let mut counted: Vec<(String, crate::reason::Reason, u32)> = Vec::new();
+    // By (domain, reason): a set, as a sender may give every recipient a domain of its own.
+    let mut counted: std::collections::HashMap<(String, crate::reason::Reason), u32> =
+        std::collections::HashMap::new();
     distinct(&recipients, |r| {
-        let domain = domain_of(r.address);
-        let reason = crate::reason::classify(r.delay_reason);
-        match counted
-            .iter_mut()
-            .find(|(d, c, _)| *c == reason && *d == domain)
-        {
-            Some(pair) => pair.2 += 1,
-            None => counted.push((domain, reason, 1)),
-        }
+        let key = (
+            domain_of(r.address),
+            crate::reason::classify(r.delay_reason),
+        );
+        *counted.entry(key).or_default() += 1;
     });
+    let counted = counted.into_iter().map(|((d, r), n)| (d, r, n)).collect();
     (
         Summary {
             listed: message.listed,

@@ -256,3 +256,70 @@ fn a_missing_queue_is_an_error_for_it_alone() {
     assert!(got.snapshot.get("hold").is_none());
     assert!(got.snapshot.get("deferred").is_some());
 }
+
+/// What one local user can queue: a message of 140,000 recipients, each deferred with its
+/// reason in the defer log. Read whole, once, in linear time: every recipient counted once
+/// (showq lists those past its duplicate filter twice), by domain and reason.
+#[test]
+fn a_message_of_140000_recipients() {
+    fn record(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
+        out.push(kind);
+        let mut n = data.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(data);
+    }
+    let n = 140_000;
+    let mut file = Vec::new();
+    record(&mut file, b'T', b"1700000000 0");
+    record(&mut file, b'S', b"news@example.com");
+    let mut log = Vec::new();
+    for i in 0..n {
+        // Half in 50 domains, half each in a domain of its own.
+        let address = if i % 2 == 0 {
+            format!("user{i}@d{}.example", i % 50)
+        } else {
+            format!("user{i}@own{i}.example")
+        };
+        record(&mut file, b'O', address.as_bytes());
+        record(&mut file, b'R', address.as_bytes());
+        log.extend_from_slice(
+            format!(
+                "\nrecipient={address}\nreason=connect to mx[192.0.2.1]:25: Connection refused\n\n"
+            )
+            .as_bytes(),
+        );
+    }
+    record(&mut file, b'E', b"");
+    let meta = Meta {
+        size: file.len() as u64,
+        mtime: 0,
+        mode: 0o100700,
+    };
+    let started = Instant::now();
+    let (summary, end) = summarize(Bytes::whole(&file), meta, Some(&log), Rules::default());
+    let took = started.elapsed();
+    assert_eq!(end, End::Complete);
+    let total: u32 = summary.recipients.iter().map(|r| r.2).sum();
+    assert_eq!(total, n);
+    assert_eq!(
+        summary.recipients.len(),
+        25 + n as usize / 2,
+        "domains, one reason"
+    );
+    assert!(
+        summary
+            .recipients
+            .iter()
+            .all(|r| r.1 == crate::reason::Reason::ConnectionRefused),
+        "{:?}",
+        &summary.recipients[..3]
+    );
+    assert!(took.as_secs() < 20, "{took:?}");
+}
