@@ -142,6 +142,21 @@ mod tests {
             depth: 2,
         };
         assert_eq!(deep.path(DEFER, "AB12"), "defer/A/B/AB12");
+        // Every captured file of a hashed queue is where `path` says, long IDs included.
+        for set in ["mixed", "long-ids"] {
+            let stat = std::fs::read_to_string(format!(
+                "{}/tests/fixtures/qfiles/{set}/stat.tsv",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap();
+            for path in stat.lines().map(|l| l.split('\t').next().unwrap()) {
+                let (queue, id) = (
+                    path.split('/').next().unwrap(),
+                    path.rsplit('/').next().unwrap(),
+                );
+                assert_eq!(h.path(queue, id), path, "{set}");
+            }
+        }
         assert!(is_queue_id(b"3271BC4913"));
         assert!(!is_queue_id(b"12345.6789"));
         assert!(!is_queue_id(b"A"));
