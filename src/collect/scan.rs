@@ -231,7 +231,7 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
             match batch {
                 Ok(found) => {
                     for f in found {
-                        let path = cache.path_hash(f.path().as_os_str().as_bytes());
+                        let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
                         match cache.observe(f.queue, path, &f.stat) {
                             Verdict::Read => to_read.push((f, path)),
                             Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {

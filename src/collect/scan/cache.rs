@@ -191,9 +191,10 @@ impl Cache {
         self.cycle ^= SEEN;
     }
 
-    /// A hash of a path, for [`Cache::observe`] and [`Cache::store`].
-    pub fn path_hash(&self, path: &[u8]) -> u64 {
-        self.hasher.hash_one(path)
+    /// A hash of a file's path (its directory and name), for [`Cache::observe`] and
+    /// [`Cache::store`].
+    pub fn path_hash(&self, dir: &[u8], name: &[u8]) -> u64 {
+        self.hasher.hash_one((dir, name))
     }
 
     fn content_hash(&self, stat: &Stat) -> u64 {
@@ -432,8 +433,8 @@ mod tests {
     #[test]
     fn renames_are_known_edits_are_read() {
         let mut c = Cache::new(&SCANNED_FOR_TESTS);
-        let a = c.path_hash(b"deferred/A/A1");
-        let b = c.path_hash(b"hold/A1");
+        let a = c.path_hash(b"deferred/A", b"A1");
+        let b = c.path_hash(b"hold", b"A1");
         c.start_cycle();
         assert_eq!(c.observe(0, a, &stat(1, 10, 5, 5)), Verdict::Read);
         c.store(0, a, &stat(1, 10, 5, 5), 0, summary(&["x.example"]));
