@@ -1156,6 +1156,14 @@ fn scan_reads_queue_files_and_equals_postqueue_metric_for_metric() {
         &["check", "-c", &instances("scan")],
     );
     let postqueue = as_user(&s, &["check", "-c", &instances("postqueue")]);
+    // Without the permission, check names it and the ways to it.
+    let denied = no_new_privs(&s, USER, USER, &["check", "-c", &instances("scan")]);
+    let denied = stdout(&denied);
+    assert!(
+        denied.contains("permission denied: cannot list /var/spool/postfix")
+            && denied.contains("run as the postfix user, grant CAP_DAC_READ_SEARCH"),
+        "{denied}"
+    );
     let long_ids = Command::new("postqueue")
         .args(["-c", "/etc/postfix-out", "-j"])
         .output()
