@@ -206,100 +206,28 @@ impl Found {
     }
 }
 
-/// One scan of every queue under `layout.dir`: the walk (one `stat` a file), then the files
-/// the cache does not know as they are read, then the sum.
+/// One scan of every queue under `layout.dir`, as a pipeline in bounded memory: walkers list
+/// the directories (one `stat` a file) and hand files over in batches; this thread asks the
+/// cache about each and hands those to read to the readers, whose results it stores as they
+/// come; then what was not seen is dropped and the rest added up.
 fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Instant) -> Scanned {
     let mut failed: Vec<Option<Error>> = SCANNED.iter().map(|_| None).collect();
+    let mut files_read = 0;
     cache.start_cycle();
-    let mut to_read = Vec::new();
-    let mut defer_checks = Vec::new();
-    // 1. The walk: each directory's files handed over in batches as they are listed.
     let roots: Vec<(usize, PathBuf, usize)> = SCANNED
         .iter()
         .enumerate()
         .map(|(i, q)| (i, layout.dir.join(q), 0))
         .collect();
-    std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<Result<Vec<Found>, (usize, WalkError)>>(16);
-        s.spawn(move || {
-            let tx = &tx;
-            pool(roots, |(q, dir, depth), more| {
-                walk_dir(q, &dir, depth, deadline, more, tx);
-            });
-        });
-        for batch in rx {
-            match batch {
-                Ok(found) => {
-                    for f in found {
-                        let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
-                        match cache.observe(f.queue, path, &f.stat) {
-                            Verdict::Read => to_read.push((f, path)),
-                            Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
-                                defer_checks.push((f, path))
-                            }
-                            Verdict::Known => {}
-                        }
-                    }
-                }
-                Err((q, (path, source))) => {
-                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
-                }
-            }
-        }
-    });
-    // 2. A defer log changes while its message is in active (the delivery agents append to it,
-    // qmgr deletes it); held messages keep theirs. Elsewhere it changes only with its queue
-    // file, whose own change has it read again.
-    for (f, path) in defer_checks {
-        let log = layout
-            .dir
-            .join(layout.hashing.path(DEFER, &f.name.to_string_lossy()));
-        let ctime = match std::fs::symlink_metadata(&log) {
-            Ok(m) => ctime_ns(&m),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => 0,
-            Err(e) => {
-                failed[f.queue].get_or_insert_with(|| error(DEFER, log, e, "look at"));
-                continue;
-            }
-        };
-        if cache.defer_changed(&f.stat, ctime) {
-            to_read.push((f, path));
-        }
-    }
-    // 3. The files to read, read by the pool, remembered here as they come.
-    let mut files_read = 0;
-    std::thread::scope(|s| {
-        let (tx, rx) = sync_channel::<ReadOne>(64);
-        s.spawn(move || {
-            let tx = &tx;
-            pool(to_read, |(f, path), _| {
-                let result = if Instant::now() >= deadline {
-                    Err((
-                        f.path(),
-                        io::Error::new(io::ErrorKind::TimedOut, "the scan reached its deadline"),
-                        "read",
-                    ))
-                } else {
-                    read_message(layout, &f)
-                };
-                let _ = tx.send(ReadOne {
-                    found: f,
-                    path,
-                    result,
-                });
-            });
-        });
-        for r in rx {
+    let done: Mutex<Vec<ReadOne>> = Mutex::new(Vec::new());
+    let store = |cache: &mut Cache, failed: &mut Vec<Option<Error>>, files_read: &mut u64| {
+        let finished = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
+        for r in finished {
             match r.result {
                 Ok(Some(got)) => {
-                    files_read += got.files_read;
-                    cache.store(
-                        r.found.queue,
-                        r.path,
-                        &r.found.stat,
-                        got.defer_ctime,
-                        got.summary,
-                    );
+                    *files_read += got.files_read;
+                    let (q, stat) = (r.found.queue, &r.found.stat);
+                    cache.store(q, r.path, stat, got.defer_ctime, got.summary);
                 }
                 // Gone since the walk (delivered, moved): the next walk sees where it went.
                 Ok(None) => {}
@@ -309,8 +237,81 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
                 }
             }
         }
+    };
+    let (read_tx, read_rx) = sync_channel::<(Found, u64)>(BATCH);
+    let read_rx = Mutex::new(read_rx);
+    std::thread::scope(|s| {
+        let (found_tx, found_rx) = sync_channel::<Result<Vec<Found>, (usize, WalkError)>>(16);
+        s.spawn(move || {
+            let tx = &found_tx;
+            pool(roots, |(q, dir, depth), more| {
+                walk_dir(q, &dir, depth, deadline, more, tx);
+            });
+        });
+        let (done, read_rx) = (&done, &read_rx);
+        s.spawn(move || {
+            pool(vec![(); threads()], |(), _| loop {
+                let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok((f, path)) = job else { return };
+                let result = if Instant::now() >= deadline {
+                    Err((
+                        f.path(),
+                        io::Error::new(io::ErrorKind::TimedOut, "the scan reached its deadline"),
+                        "read",
+                    ))
+                } else {
+                    read_message(layout, &f)
+                };
+                let one = ReadOne {
+                    found: f,
+                    path,
+                    result,
+                };
+                done.lock().unwrap_or_else(|p| p.into_inner()).push(one);
+            });
+        });
+        for batch in found_rx {
+            match batch {
+                Ok(found) => {
+                    for f in found {
+                        let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
+                        let read = match cache.observe(f.queue, path, &f.stat) {
+                            Verdict::Read => true,
+                            // A defer log changes while its message is in active (the delivery
+                            // agents append to it, qmgr deletes it); held messages keep theirs.
+                            // Elsewhere it changes only with its queue file, whose own change has
+                            // it read again.
+                            Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
+                                match defer_ctime(layout, &f) {
+                                    Ok(ctime) => cache.defer_changed(&f.stat, ctime),
+                                    Err((log, e)) => {
+                                        failed[f.queue]
+                                            .get_or_insert_with(|| error(DEFER, log, e, "look at"));
+                                        false
+                                    }
+                                }
+                            }
+                            Verdict::Known => false,
+                        };
+                        if read {
+                            let _ = read_tx.send((f, path));
+                        }
+                    }
+                }
+                Err((q, (path, source))) => {
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
+                }
+            }
+            store(cache, &mut failed, &mut files_read);
+        }
+        drop(read_tx);
     });
+    store(cache, &mut failed, &mut files_read);
     cache.sweep();
+    // A first read of a large spool leaves its buffers' memory in the allocator.
+    if files_read > 10_000 {
+        crate::sys::release_free_memory();
+    }
     let read: Vec<&str> = SCANNED
         .iter()
         .zip(&failed)
@@ -322,6 +323,22 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
         files_read,
         errors: failed.into_iter().flatten().collect(),
     }
+}
+
+/// The ctime of a message's defer log, 0 when it has none.
+fn defer_ctime(layout: &Layout, f: &Found) -> Result<i64, (PathBuf, io::Error)> {
+    let log = layout
+        .dir
+        .join(layout.hashing.path(DEFER, &f.name.to_string_lossy()));
+    match std::fs::symlink_metadata(&log) {
+        Ok(m) => Ok(ctime_ns(&m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err((log, e)),
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS))
 }
 
 /// A file read, or why not.
@@ -536,9 +553,8 @@ fn error(queue: &str, path: PathBuf, source: io::Error, what: &'static str) -> E
 fn pool<J: Send>(jobs: Vec<J>, work: impl Fn(J, &mut Vec<J>) + Sync) {
     let state = Mutex::new((jobs, 0usize));
     let wake = Condvar::new();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
     std::thread::scope(|s| {
-        for _ in 0..threads {
+        for _ in 0..threads() {
             s.spawn(|| loop {
                 let job = {
                     let mut st = state.lock().unwrap_or_else(|p| p.into_inner());

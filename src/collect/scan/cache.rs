@@ -40,7 +40,8 @@ pub struct Summary {
     pub recipients: Vec<(String, Reason, u32)>,
 }
 
-/// One remembered queue file: 96 bytes, plus 8 per (domain, reason) pair beyond the first.
+/// One remembered queue file: 96 bytes, plus at most 8 a recipient when it has more than one
+/// (domain, reason) pair.
 #[derive(Debug)]
 struct Entry {
     ino: u64,
@@ -63,20 +64,41 @@ struct Entry {
 const LISTED: u8 = 1;
 const SEEN: u8 = 2;
 
-/// Recipients per (domain id << 4 | reason index), inline for the usual single pair.
+/// Recipients by key (domain id << 4 | reason index): inline for the usual single key; else
+/// each recipient's key (4 bytes a recipient) or each key with its count (8 bytes a distinct
+/// key), whichever is smaller, so never more than 8 bytes a recipient.
 #[derive(Debug)]
 enum Pairs {
     None,
     One((u32, u32)),
-    Many(Box<[(u32, u32)]>),
+    Keys(Box<[u32]>),
+    Counted(Box<[(u32, u32)]>),
 }
 
 impl Pairs {
-    fn as_slice(&self) -> &[(u32, u32)] {
+    fn new(mut pairs: Vec<(u32, u32)>) -> Pairs {
+        pairs.sort_unstable();
+        let recipients: u64 = pairs.iter().map(|p| u64::from(p.1)).sum();
+        match pairs.len() {
+            0 => Pairs::None,
+            1 => Pairs::One(pairs[0]),
+            n if recipients <= 2 * n as u64 => Pairs::Keys(
+                pairs
+                    .iter()
+                    .flat_map(|&(k, c)| std::iter::repeat_n(k, c as usize))
+                    .collect(),
+            ),
+            _ => Pairs::Counted(pairs.into_boxed_slice()),
+        }
+    }
+
+    /// Each key with its count (a key of `Keys` may come more than once).
+    fn each(&self, mut f: impl FnMut(u32, u32)) {
         match self {
-            Pairs::None => &[],
-            Pairs::One(pair) => std::slice::from_ref(pair),
-            Pairs::Many(all) => all,
+            Pairs::None => {}
+            Pairs::One((k, n)) => f(*k, *n),
+            Pairs::Keys(keys) => keys.iter().for_each(|k| f(*k, 1)),
+            Pairs::Counted(all) => all.iter().for_each(|(k, n)| f(*k, *n)),
         }
     }
 }
@@ -262,20 +284,16 @@ impl Cache {
         defer_ctime: i64,
         summary: Summary,
     ) {
-        let mut pairs: Vec<(u32, u32)> = summary
-            .recipients
-            .iter()
-            .map(|(domain, reason, n)| {
-                let id = self.domains.hold(domain);
-                (id << 4 | reason.index() as u32, *n)
-            })
-            .collect();
-        pairs.sort_unstable();
-        let pairs = match pairs.len() {
-            0 => Pairs::None,
-            1 => Pairs::One(pairs[0]),
-            _ => Pairs::Many(pairs.into_boxed_slice()),
-        };
+        let pairs = Pairs::new(
+            summary
+                .recipients
+                .iter()
+                .map(|(domain, reason, n)| {
+                    let id = self.domains.hold(domain);
+                    (id << 4 | reason.index() as u32, *n)
+                })
+                .collect(),
+        );
         let entry = Entry {
             ino: stat.ino,
             path,
@@ -309,7 +327,11 @@ impl Cache {
     }
 
     fn release(&mut self, e: &Entry) {
-        for (key, _) in e.pairs.as_slice() {
+        let mut keys = Vec::new();
+        e.pairs.each(|key, _| keys.push(key));
+        // A key of `Keys` comes once a recipient, but was held once.
+        keys.dedup();
+        for key in keys {
             self.domains.release(key >> 4);
         }
     }
@@ -357,10 +379,10 @@ impl Cache {
             snapshot.record_message(queue, rules, Some(e.arrival), Some(e.message_size));
             let c = &mut counts[e.queue as usize];
             c.recipients += u64::from(e.recipients);
-            for &(key, n) in e.pairs.as_slice() {
+            e.pairs.each(|key, n| {
                 c.reasons[(key & 0xf) as usize] += u64::from(n);
                 *c.domains.entry(key >> 4).or_default() += u64::from(n);
-            }
+            });
         }
         for (queue, c) in self.queues.iter().zip(counts) {
             if !queues.contains(&queue.as_str()) {
