@@ -25,7 +25,7 @@ use super::listing::qfile::{self, Bytes, End, Meta, Rules};
 use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::{Limits, Stopped};
 use crate::postconf;
-use crate::queue::{self, Hashing, ACTIVE, CORRUPT, DEFER, HOLD, SCANNED};
+use crate::queue::{self, Hashing, ACTIVE, CORRUPT, DEFER, DEFERRED, HOLD, SCANNED};
 use crate::snapshot::{distinct, domain_of, ListingRules, Recipient};
 use crate::walk::{read_dir_level, WalkError};
 
@@ -191,6 +191,20 @@ pub struct Scanned {
     pub errors: Vec<Error>,
 }
 
+/// What the walk hands over, directory by directory.
+#[derive(Debug)]
+enum Walked {
+    /// A directory about to be listed, with its mtime and ctime before the listing.
+    Dir(Arc<Path>, i64, i64),
+    /// Files of the directory announced last by this walker.
+    Files(Vec<Found>),
+    /// The directory is listed, and whether it had no subdirectories.
+    Done(Arc<Path>, bool),
+    /// A settled directory left unlisted: its times are the same.
+    Kept(PathBuf),
+    Failed(usize, WalkError),
+}
+
 /// A file the walk found.
 #[derive(Debug)]
 struct Found {
@@ -214,6 +228,14 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
     let mut failed: Vec<Option<Error>> = SCANNED.iter().map(|_| None).collect();
     let mut files_read = 0;
     cache.start_cycle();
+    // A directory changed within the last two seconds may change again within the same
+    // clock tick of its mtime: it is listed again next time.
+    let settled_before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+        - 2_000_000_000;
+    let settled = cache.settled_dirs();
+    let settled = &settled;
     let roots: Vec<(usize, PathBuf, usize)> = SCANNED
         .iter()
         .enumerate()
@@ -227,32 +249,33 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
                 Ok(Some(got)) => {
                     *files_read += got.files_read;
                     let (q, stat) = (r.found.queue, &r.found.stat);
-                    cache.store(q, r.path, stat, got.defer_ctime, got.summary);
+                    cache.store(q, r.dir, r.path, stat, got.defer_ctime, got.summary);
                 }
                 // Gone since the walk (delivered, moved): the next walk sees where it went.
-                Ok(None) => {}
+                Ok(None) => cache.unsettle(r.dir),
                 Err((path, source, what)) => {
+                    cache.unsettle(r.dir);
                     let q = r.found.queue;
                     failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, what));
                 }
             }
         }
     };
-    let (read_tx, read_rx) = sync_channel::<(Found, u64)>(BATCH);
+    let (read_tx, read_rx) = sync_channel::<(Found, u32, u64)>(BATCH);
     let read_rx = Mutex::new(read_rx);
     std::thread::scope(|s| {
-        let (found_tx, found_rx) = sync_channel::<Result<Vec<Found>, (usize, WalkError)>>(16);
+        let (found_tx, found_rx) = sync_channel::<Walked>(16);
         s.spawn(move || {
             let tx = &found_tx;
             pool(roots, |(q, dir, depth), more| {
-                walk_dir(q, &dir, depth, deadline, more, tx);
+                walk_dir(q, &dir, depth, deadline, settled, more, tx);
             });
         });
         let (done, read_rx) = (&done, &read_rx);
         s.spawn(move || {
             pool(vec![(); threads()], |(), _| loop {
                 let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((f, path)) = job else { return };
+                let Ok((f, dir, path)) = job else { return };
                 let result = if Instant::now() >= deadline {
                     Err((
                         f.path(),
@@ -264,42 +287,65 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
                 };
                 let one = ReadOne {
                     found: f,
+                    dir,
                     path,
                     result,
                 };
                 done.lock().unwrap_or_else(|p| p.into_inner()).push(one);
             });
         });
-        for batch in found_rx {
-            match batch {
-                Ok(found) => {
-                    for f in found {
-                        let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
-                        let read = match cache.observe(f.queue, path, &f.stat) {
-                            Verdict::Read => true,
-                            // A defer log changes while its message is in active (the delivery
-                            // agents append to it, qmgr deletes it); held messages keep theirs.
-                            // Elsewhere it changes only with its queue file, whose own change has
-                            // it read again.
-                            Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
-                                match defer_ctime(layout, &f) {
-                                    Ok(ctime) => cache.defer_changed(&f.stat, ctime),
-                                    Err((log, e)) => {
-                                        failed[f.queue]
-                                            .get_or_insert_with(|| error(DEFER, log, e, "look at"));
-                                        false
-                                    }
-                                }
+        for walked in found_rx {
+            let found = match walked {
+                Walked::Dir(dir, mtime, ctime) => {
+                    cache.listed(&dir, mtime, ctime);
+                    continue;
+                }
+                Walked::Done(dir, leaf) => {
+                    // Only deferred's hashed leaves: their files are never edited in place
+                    // (Postfix edits a queue file only in active, and a file enters or leaves a
+                    // directory by a rename, which changes the directory's times).
+                    let deferred = dir.starts_with(layout.dir.join(DEFERRED))
+                        && dir.as_ref() != layout.dir.join(DEFERRED);
+                    if leaf && deferred && cache.dir_settles(&dir, settled_before) {
+                        cache.settle(&dir);
+                    }
+                    continue;
+                }
+                Walked::Kept(dir) => {
+                    cache.kept(&dir);
+                    continue;
+                }
+                Walked::Failed(q, (path, source)) => {
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
+                    continue;
+                }
+                Walked::Files(found) => found,
+            };
+            let Some(dir) = found.first().and_then(|f| cache.dir_id(&f.dir)) else {
+                continue;
+            };
+            for f in found {
+                let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
+                let read = match cache.observe(f.queue, dir, path, &f.stat) {
+                    Verdict::Read => true,
+                    // A defer log changes while its message is in active (the delivery
+                    // agents append to it, qmgr deletes it); held messages keep theirs.
+                    // Elsewhere it changes only with its queue file, whose own change has it
+                    // read again.
+                    Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
+                        match defer_ctime(layout, &f) {
+                            Ok(ctime) => cache.defer_changed(&f.stat, ctime),
+                            Err((log, e)) => {
+                                failed[f.queue]
+                                    .get_or_insert_with(|| error(DEFER, log, e, "look at"));
+                                false
                             }
-                            Verdict::Known => false,
-                        };
-                        if read {
-                            let _ = read_tx.send((f, path));
                         }
                     }
-                }
-                Err((q, (path, source))) => {
-                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
+                    Verdict::Known => false,
+                };
+                if read {
+                    let _ = read_tx.send((f, dir, path));
                 }
             }
             store(cache, &mut failed, &mut files_read);
@@ -344,6 +390,7 @@ fn threads() -> usize {
 /// A file read, or why not.
 struct ReadOne {
     found: Found,
+    dir: u32,
     path: u64,
     result: Result<Option<Message>, (PathBuf, io::Error, &'static str)>,
 }
@@ -354,16 +401,30 @@ struct Message {
     files_read: u64,
 }
 
-/// One directory: its files handed over in batches, its subdirectories pushed to `more`.
+/// One directory: announced with its times, its files handed over in batches, its
+/// subdirectories pushed to `more`; or, when `settled` holds it with the same times, left
+/// unlisted.
 fn walk_dir(
     q: usize,
     dir: &Path,
     depth: usize,
     deadline: Instant,
+    settled: &std::collections::HashMap<PathBuf, (i64, i64)>,
     more: &mut Vec<(usize, PathBuf, usize)>,
-    tx: &SyncSender<Result<Vec<Found>, (usize, WalkError)>>,
+    tx: &SyncSender<Walked>,
 ) {
+    let times = std::fs::symlink_metadata(dir)
+        .map(|m| (m.mtime() * 1_000_000_000 + m.mtime_nsec(), ctime_ns(&m)))
+        .ok();
+    if let Some(times) = times {
+        if settled.get(dir) == Some(&times) {
+            let _ = tx.send(Walked::Kept(dir.to_owned()));
+            return;
+        }
+    }
     let shared: Arc<Path> = Arc::from(dir);
+    let (mtime, ctime) = times.unwrap_or((0, 0));
+    let _ = tx.send(Walked::Dir(shared.clone(), mtime, ctime));
     let mut subdirs = Vec::new();
     let mut batch = Vec::new();
     let message_queue = SCANNED[q] != CORRUPT;
@@ -392,16 +453,23 @@ fn walk_dir(
             },
         });
         if batch.len() >= BATCH {
-            let _ = tx.send(Ok(std::mem::take(&mut batch)));
+            let _ = tx.send(Walked::Files(std::mem::take(&mut batch)));
         }
         Ok(())
     });
     if !batch.is_empty() {
-        let _ = tx.send(Ok(batch));
+        let _ = tx.send(Walked::Files(batch));
     }
+    let leaf = subdirs.is_empty();
     more.extend(subdirs.into_iter().map(|(d, depth)| (q, d, depth)));
-    if let Err(e) = result {
-        let _ = tx.send(Err((q, e)));
+    match result {
+        Ok(()) if times.is_some() => {
+            let _ = tx.send(Walked::Done(shared, leaf));
+        }
+        Ok(()) => {}
+        Err(e) => {
+            let _ = tx.send(Walked::Failed(q, e));
+        }
     }
 }
 

@@ -58,6 +58,8 @@ struct Entry {
     dev: u32,
     queue: u8,
     flags: u8,
+    /// The directory it was seen in ([`Cache::listed`]).
+    dir: u32,
     pairs: Pairs,
 }
 
@@ -179,6 +181,11 @@ pub struct Cache {
     domains: Domains,
     /// The `SEEN` flag of entries seen in this cycle.
     cycle: u8,
+    /// Directories listed, by path: their id, and the times that say when their entries change.
+    dirs: HashMap<std::path::PathBuf, Dir>,
+    /// Whether each directory id was left unlisted this cycle (unchanged: its files count as
+    /// seen).
+    kept: Vec<bool>,
     /// The queues, in the order their index is kept in an entry.
     queues: Vec<String>,
 }
@@ -192,6 +199,8 @@ impl Cache {
             devs: Vec::new(),
             domains: Domains::default(),
             cycle: 0,
+            dirs: HashMap::new(),
+            kept: Vec::new(),
             queues: queues.iter().map(|q| q.to_string()).collect(),
         }
     }
@@ -212,6 +221,81 @@ impl Cache {
     /// Starts a cycle: what is not observed or stored before [`Cache::sweep`] is dropped.
     pub fn start_cycle(&mut self) {
         self.cycle ^= SEEN;
+        self.kept.iter_mut().for_each(|k| *k = false);
+        self.dirs.values_mut().for_each(|d| d.seen = false);
+    }
+
+    /// The directories whose entries did not change since they were listed, with the times
+    /// that say so: the walk may leave them unlisted if those times are still the same.
+    pub fn settled_dirs(&self) -> HashMap<std::path::PathBuf, (i64, i64)> {
+        self.dirs
+            .iter()
+            .filter(|(_, d)| d.settled)
+            .map(|(p, d)| (p.clone(), (d.mtime, d.ctime)))
+            .collect()
+    }
+
+    /// A directory the walk lists, with its mtime and ctime from before the listing: its id
+    /// for the files found in it. Not settled until [`Cache::settle`] says so.
+    pub fn listed(&mut self, dir: &std::path::Path, mtime: i64, ctime: i64) -> u32 {
+        let next = self.kept.len() as u32;
+        let d = self.dirs.entry(dir.to_owned()).or_insert(Dir {
+            id: next,
+            mtime,
+            ctime,
+            settled: false,
+            seen: false,
+        });
+        if d.id == next {
+            self.kept.push(false);
+        }
+        d.mtime = mtime;
+        d.ctime = ctime;
+        d.settled = false;
+        d.seen = true;
+        d.id
+    }
+
+    /// Whether a directory just listed last changed before `before` (nanoseconds since the
+    /// epoch): late enough changes may share a clock tick with one still to come.
+    pub fn dir_settles(&self, dir: &std::path::Path, before: i64) -> bool {
+        self.dirs
+            .get(dir)
+            .is_some_and(|d| d.mtime < before && d.ctime < before)
+    }
+
+    /// The id of a directory [`Cache::listed`] in this cycle.
+    pub fn dir_id(&self, dir: &std::path::Path) -> Option<u32> {
+        self.dirs.get(dir).map(|d| d.id)
+    }
+
+    /// A directory listed whole, without subdirectories, whose entries can be trusted to stay as
+    /// listed while its times do (see [`Cache::listed`]).
+    pub fn settle(&mut self, dir: &std::path::Path) {
+        if let Some(d) = self.dirs.get_mut(dir) {
+            d.settled = true;
+        }
+    }
+
+    /// A settled directory the walk left unlisted, its times unchanged: its files count as
+    /// seen, as they were.
+    pub fn kept(&mut self, dir: &std::path::Path) {
+        if let Some(d) = self.dirs.get_mut(dir) {
+            d.seen = true;
+            self.kept[d.id as usize] = true;
+        }
+    }
+
+    /// Directories left unlisted this cycle.
+    pub fn kept_dirs(&self) -> usize {
+        self.kept.iter().filter(|k| **k).count()
+    }
+
+    /// A file of this directory could not be read this time: list the directory next time.
+    pub fn unsettle(&mut self, dir: u32) {
+        if let Some(d) = self.dirs.values_mut().find(|d| d.id == dir) {
+            d.settled = false;
+        }
     }
 
     /// A hash of a file's path (its directory and name), for [`Cache::observe`] and
@@ -253,7 +337,7 @@ impl Cache {
     /// inode is remembered with the same size and mtime, and its ctime is the same or its path
     /// is new (a rename: postsuper -h and -H, qmgr's moves change the ctime and nothing
     /// inside). A known file is marked seen, in its new queue.
-    pub fn observe(&mut self, queue: usize, path: u64, stat: &Stat) -> Verdict {
+    pub fn observe(&mut self, queue: usize, dir: u32, path: u64, stat: &Stat) -> Verdict {
         let Some(i) = self.find(stat) else {
             return Verdict::Read;
         };
@@ -265,6 +349,7 @@ impl Cache {
         e.path = path;
         e.ctime = stat.ctime;
         e.queue = queue as u8;
+        e.dir = dir;
         e.flags = (e.flags & !SEEN) | self.cycle;
         Verdict::Known
     }
@@ -280,6 +365,7 @@ impl Cache {
     pub fn store(
         &mut self,
         queue: usize,
+        dir: u32,
         path: u64,
         stat: &Stat,
         defer_ctime: i64,
@@ -307,6 +393,7 @@ impl Cache {
             dev: self.dev_index(stat.dev),
             queue: queue as u8,
             flags: self.cycle | if summary.listed { LISTED } else { 0 },
+            dir,
             pairs,
         };
         match self.find(stat) {
@@ -341,8 +428,10 @@ impl Cache {
     /// queue that could not be read this time).
     pub fn sweep(&mut self) {
         let mut i = 0;
+        self.dirs.retain(|_, d| d.seen);
         while i < self.entries.len() {
-            if self.entries[i].flags & SEEN == self.cycle {
+            let e = &self.entries[i];
+            if e.flags & SEEN == self.cycle || self.kept.get(e.dir as usize) == Some(&true) {
                 i += 1;
                 continue;
             }
@@ -465,6 +554,16 @@ fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// A directory as last listed.
+#[derive(Debug)]
+struct Dir {
+    id: u32,
+    mtime: i64,
+    ctime: i64,
+    settled: bool,
+    seen: bool,
+}
+
 /// One queue's files, added up.
 #[derive(Debug, Default)]
 struct Counts {
@@ -523,17 +622,17 @@ mod tests {
         let a = c.path_hash(b"deferred/A", b"A1");
         let b = c.path_hash(b"hold", b"A1");
         c.start_cycle();
-        assert_eq!(c.observe(0, a, &stat(1, 10, 5, 5)), Verdict::Read);
-        c.store(0, a, &stat(1, 10, 5, 5), 0, summary(&["x.example"]));
+        assert_eq!(c.observe(0, 0, a, &stat(1, 10, 5, 5)), Verdict::Read);
+        c.store(0, 0, a, &stat(1, 10, 5, 5), 0, summary(&["x.example"]));
         c.sweep();
         c.start_cycle();
         // Moved: same content, another path, a new ctime.
-        assert_eq!(c.observe(1, b, &stat(1, 10, 5, 9)), Verdict::Known);
+        assert_eq!(c.observe(1, 0, b, &stat(1, 10, 5, 9)), Verdict::Known);
         // Changed in place: same path, new ctime.
-        assert_eq!(c.observe(1, b, &stat(1, 10, 5, 11)), Verdict::Read);
+        assert_eq!(c.observe(1, 0, b, &stat(1, 10, 5, 11)), Verdict::Read);
         // Written: new mtime.
-        assert_eq!(c.observe(1, b, &stat(1, 10, 6, 9)), Verdict::Read);
-        assert_eq!(c.observe(1, b, &stat(1, 11, 5, 9)), Verdict::Read);
+        assert_eq!(c.observe(1, 0, b, &stat(1, 10, 6, 9)), Verdict::Read);
+        assert_eq!(c.observe(1, 0, b, &stat(1, 11, 5, 9)), Verdict::Read);
         c.sweep();
         assert_eq!(c.len(), 1);
         let rules = ListingRules::default();
@@ -551,6 +650,7 @@ mod tests {
             let s = stat(i, 1, 1, 1);
             c.store(
                 0,
+                0,
                 i,
                 &s,
                 0,
@@ -561,7 +661,7 @@ mod tests {
         assert_eq!(c.domains.ids.len(), 101);
         c.start_cycle();
         let keep = stat(5, 1, 1, 1);
-        assert_eq!(c.observe(0, 5, &keep), Verdict::Known);
+        assert_eq!(c.observe(0, 0, 5, &keep), Verdict::Known);
         c.sweep();
         assert_eq!(c.len(), 1);
         assert_eq!(c.domains.ids.len(), 2);
@@ -578,7 +678,7 @@ mod tests {
         assert_eq!(other, 0);
         // The freed ids come back.
         c.start_cycle();
-        c.store(0, 500, &stat(500, 1, 1, 1), 0, summary(&["new.example"]));
+        c.store(0, 0, 500, &stat(500, 1, 1, 1), 0, summary(&["new.example"]));
         assert!(c.domains.names.len() <= 101);
     }
 
@@ -588,7 +688,14 @@ mod tests {
         let mut c = Cache::new(&SCANNED_FOR_TESTS);
         c.start_cycle();
         for i in 0..(MAX_DOMAINS as u64 + 3) {
-            c.store(0, i, &stat(i, 1, 1, 1), 0, summary(&[&format!("d{i}.example")]));
+            c.store(
+                0,
+                0,
+                i,
+                &stat(i, 1, 1, 1),
+                0,
+                summary(&[&format!("d{i}.example")]),
+            );
         }
         let s = c.snapshot(&["deferred"], &ListingRules::default());
         let l = s.get("deferred").unwrap().listing.as_ref().unwrap();

@@ -216,6 +216,41 @@ fn reads_only_what_changed() {
     assert_eq!(s.cache.len(), 4);
 }
 
+/// A hashed directory of deferred that has not changed for a while is not listed again: its
+/// files count as they were. Any change to it (a file renamed in or out, created, removed)
+/// changes its times and has it listed.
+#[test]
+fn a_settled_deferred_directory_is_not_listed() {
+    let mut s = Spool::new();
+    queue_file(s.dir.path(), "deferred/A/A1", 0o700, &["a@x.example"]);
+    queue_file(s.dir.path(), "deferred/B/B1", 0o700, &["b@x.example"]);
+    assert_eq!(s.scan().files_read, 2);
+    assert_eq!(s.cache.kept_dirs(), 0);
+    // Listed again: now older than the two seconds a change may hide in.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert_eq!(s.scan().files_read, 0);
+    assert_eq!(s.cache.kept_dirs(), 0);
+    let kept = s.scan();
+    assert_eq!(
+        s.cache.kept_dirs(),
+        2,
+        "deferred/A and deferred/B left unlisted"
+    );
+    assert_eq!(kept.files_read, 0);
+    assert_eq!(size(&kept, "deferred"), (2, 2));
+    // A new file in A: A is listed (and B still kept).
+    queue_file(s.dir.path(), "deferred/A/A2", 0o700, &["c@x.example"]);
+    let changed = s.scan();
+    assert_eq!(changed.files_read, 1);
+    assert_eq!(s.cache.kept_dirs(), 1);
+    assert_eq!(size(&changed, "deferred"), (3, 3));
+    // One leaves B (delivered): counted out.
+    std::fs::remove_file(s.path("deferred/B/B1")).unwrap();
+    let gone = s.scan();
+    assert_eq!(size(&gone, "deferred"), (2, 2));
+    assert_eq!(s.cache.len(), 2);
+}
+
 #[test]
 fn corrupt_counts_every_file_and_foreign_files_are_not_messages() {
     let mut s = Spool::new();
