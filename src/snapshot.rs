@@ -303,13 +303,18 @@ pub fn domain_of(address: &str) -> String {
 /// them), and a recipient counts once per message. Linear whatever a sender puts in one
 /// message: looking back is cheaper than a set for the usual handful, a set takes over beyond
 /// that (a look-back over 140,000 recipients took 55 s of CPU).
-pub fn distinct<'a>(recipients: &[Recipient<'a>], mut each: impl FnMut(&Recipient<'a>)) {
+pub fn distinct<'a>(recipients: &[Recipient<'a>], each: impl FnMut(&Recipient<'a>)) {
+    distinct_by(recipients, |r| r.address, each);
+}
+
+/// [`distinct`] for any list of recipients, `address` telling each one's address.
+pub fn distinct_by<T>(items: &[T], address: impl Fn(&T) -> &str, mut each: impl FnMut(&T)) {
     let mut seen = std::collections::HashSet::new();
-    for (i, r) in recipients.iter().enumerate() {
-        let repeated = if recipients.len() <= LOOK_BACK {
-            recipients[..i].iter().any(|p| p.address == r.address)
+    for (i, r) in items.iter().enumerate() {
+        let repeated = if items.len() <= LOOK_BACK {
+            items[..i].iter().any(|p| address(p) == address(r))
         } else {
-            !seen.insert(r.address)
+            !seen.insert(address(r))
         };
         if !repeated {
             each(r);

@@ -26,7 +26,7 @@ use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::{Limits, Stopped};
 use crate::postconf;
 use crate::queue::{self, Hashing, ACTIVE, CORRUPT, DEFER, DEFERRED, HOLD, SCANNED};
-use crate::snapshot::{distinct, domain_of, ListingRules, Recipient};
+use crate::snapshot::{distinct_by, domain_of, ListingRules};
 use crate::walk::{read_dir_level, WalkError};
 
 /// Threads sharing one scan at most.
@@ -273,25 +273,31 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
         });
         let (done, read_rx) = (&done, &read_rx);
         s.spawn(move || {
-            pool(vec![(); threads()], |(), _| loop {
-                let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                let Ok((f, dir, path)) = job else { return };
-                let result = if Instant::now() >= deadline {
-                    Err((
-                        f.path(),
-                        io::Error::new(io::ErrorKind::TimedOut, "the scan reached its deadline"),
-                        "read",
-                    ))
-                } else {
-                    read_message(layout, &f)
-                };
-                let one = ReadOne {
-                    found: f,
-                    dir,
-                    path,
-                    result,
-                };
-                done.lock().unwrap_or_else(|p| p.into_inner()).push(one);
+            pool(vec![(); threads()], |(), _| {
+                let mut bufs = Buffers::default();
+                loop {
+                    let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok((f, dir, path)) = job else { return };
+                    let result = if Instant::now() >= deadline {
+                        Err((
+                            f.path(),
+                            io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                "the scan reached its deadline",
+                            ),
+                            "read",
+                        ))
+                    } else {
+                        read_message(layout, &f, &mut bufs)
+                    };
+                    let one = ReadOne {
+                        found: f,
+                        dir,
+                        path,
+                        result,
+                    };
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push(one);
+                }
             });
         });
         for walked in found_rx {
@@ -477,10 +483,29 @@ fn ctime_ns(m: &std::fs::Metadata) -> i64 {
     m.ctime() * 1_000_000_000 + m.ctime_nsec()
 }
 
+/// A reader's buffers, kept from file to file.
+#[derive(Debug, Default)]
+struct Buffers {
+    file: Vec<u8>,
+    tail: Vec<u8>,
+    log: Vec<u8>,
+}
+
+/// Reads `size` bytes of `file` (fewer if it shrank, no more if it grew) in one read when it
+/// can: the size is known from the walk's or a `fstat`, so nothing is asked twice.
+fn read_sized(file: &mut std::fs::File, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    let size = size.min(MAX_READ);
+    buf.clear();
+    buf.reserve(size as usize);
+    file.take(size).read_to_end(buf)?;
+    Ok(())
+}
+
 /// Reads one queue file and its defer log; `None` when the file is gone.
 fn read_message(
     layout: &Layout,
     f: &Found,
+    bufs: &mut Buffers,
 ) -> Result<Option<Message>, (PathBuf, io::Error, &'static str)> {
     let path = f.path();
     let mut file = match std::fs::File::open(&path) {
@@ -496,63 +521,53 @@ fn read_message(
     };
     let id = f.name.to_string_lossy();
     let log_path = layout.dir.join(layout.hashing.path(DEFER, &id));
-    let (log, defer_ctime) = match std::fs::File::open(&log_path) {
+    let defer_ctime = match std::fs::File::open(&log_path) {
         Ok(mut log) => {
-            let ctime = log.metadata().map(|m| ctime_ns(&m)).unwrap_or(1);
-            let mut bytes = Vec::new();
-            (&mut log)
-                .take(MAX_READ)
-                .read_to_end(&mut bytes)
-                .map_err(|e| (log_path.clone(), e, "read the defer log"))?;
-            (Some(bytes), ctime)
+            let read = |log: &mut std::fs::File, buf: &mut Vec<u8>| {
+                let m = log.metadata()?;
+                read_sized(log, m.size(), buf)?;
+                Ok(ctime_ns(&m))
+            };
+            Some(
+                read(&mut log, &mut bufs.log)
+                    .map_err(|e| (log_path.clone(), e, "read the defer log"))?,
+            )
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => (None, 0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err((log_path, e, "read the defer log")),
     };
+    let log = defer_ctime.is_some().then_some(bufs.log.as_slice());
     let files_read = 1 + u64::from(log.is_some());
-    let mut head = Vec::new();
     let mut summary = None;
     if f.stat.size > SPARSE_ABOVE {
         // The envelope, then the records after the content: the content itself is skipped.
-        (&mut file)
-            .take(4096)
-            .read_to_end(&mut head)
-            .map_err(fail)?;
-        if let Some((span, at)) = qfile::content_span(&head) {
+        read_sized(&mut file, 4096, &mut bufs.file).map_err(fail)?;
+        if let Some((span, at)) = qfile::content_span(&bufs.file) {
             let tail_at = at.saturating_add(span);
             if at <= MAX_READ && tail_at <= f.stat.size {
-                head.clear();
                 file.rewind().map_err(fail)?;
-                (&mut file).take(at).read_to_end(&mut head).map_err(fail)?;
+                read_sized(&mut file, at, &mut bufs.file).map_err(fail)?;
                 file.seek(io::SeekFrom::Start(tail_at)).map_err(fail)?;
-                let mut tail = Vec::new();
-                (&mut file)
-                    .take(MAX_READ)
-                    .read_to_end(&mut tail)
-                    .map_err(fail)?;
-                let bytes = Bytes::sparse(&head, tail_at, &tail);
-                let (s, end) = summarize(bytes, meta, log.as_deref(), layout.rules);
+                read_sized(&mut file, f.stat.size - tail_at, &mut bufs.tail).map_err(fail)?;
+                let bytes = Bytes::sparse(&bufs.file, tail_at, &bufs.tail);
+                let (s, end) = summarize(bytes, meta, log, layout.rules);
                 if !matches!(end, End::Hole(_)) {
                     summary = Some(s);
                 }
             }
         }
-        head.clear();
         file.rewind().map_err(fail)?;
     }
     let summary = match summary {
         Some(s) => s,
         None => {
-            (&mut file)
-                .take(MAX_READ)
-                .read_to_end(&mut head)
-                .map_err(fail)?;
-            summarize(Bytes::whole(&head), meta, log.as_deref(), layout.rules).0
+            read_sized(&mut file, f.stat.size, &mut bufs.file).map_err(fail)?;
+            summarize(Bytes::whole(&bufs.file), meta, log, layout.rules).0
         }
     };
     Ok(Some(Message {
         summary,
-        defer_ctime,
+        defer_ctime: defer_ctime.unwrap_or(0),
         files_read,
     }))
 }
@@ -560,28 +575,56 @@ fn read_message(
 /// What a queue file and its defer log come to: showq's listing of it, with each recipient
 /// counted once (its first reason) by domain and reason class.
 pub fn summarize(bytes: Bytes<'_>, meta: Meta, log: Option<&[u8]>, rules: Rules) -> (Summary, End) {
-    let mut listed: Vec<(String, Option<String>)> = Vec::new();
+    use crate::reason::{classify, Reason};
+    let mut listed: Vec<(String, Reason)> = Vec::new();
+    // A defer log repeats one reason for many recipients: classified once.
+    let mut last: Option<(String, Reason)> = None;
     let message = qfile::read(bytes, meta, log, rules, |a, r| {
-        listed.push((a.to_owned(), r.map(str::to_owned)))
+        let class = match (r, &last) {
+            (Some(r), Some((text, class))) if text == r => *class,
+            (Some(r), _) => {
+                let class = classify(Some(r));
+                last = Some((r.to_owned(), class));
+                class
+            }
+            (None, _) => classify(None),
+        };
+        listed.push((a.to_owned(), class));
     });
-    let recipients: Vec<Recipient<'_>> = listed
-        .iter()
-        .map(|(a, r)| Recipient {
-            address: a,
-            delay_reason: r.as_deref(),
-        })
-        .collect();
-    // By (domain, reason): a set, as a sender may give every recipient a domain of its own.
-    let mut counted: std::collections::HashMap<(String, crate::reason::Reason), u32> =
+    // By (domain, reason): a set past a handful, as a sender may give every recipient a domain
+    // of its own.
+    let mut counted: Vec<(String, Reason, u32)> = Vec::new();
+    let mut index: std::collections::HashMap<(String, Reason), usize> =
         std::collections::HashMap::new();
-    distinct(&recipients, |r| {
-        let key = (
-            domain_of(r.address),
-            crate::reason::classify(r.delay_reason),
-        );
-        *counted.entry(key).or_default() += 1;
-    });
-    let counted = counted.into_iter().map(|((d, r), n)| (d, r, n)).collect();
+    distinct_by(
+        &listed,
+        |(a, _)| a,
+        |(a, class)| {
+            let domain = domain_of(a);
+            if counted.len() < 16 && index.is_empty() {
+                if let Some(c) = counted.iter_mut().find(|c| c.1 == *class && c.0 == domain) {
+                    c.2 += 1;
+                } else {
+                    counted.push((domain, *class, 1));
+                }
+                return;
+            }
+            if index.is_empty() {
+                index = counted
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ((c.0.clone(), c.1), i))
+                    .collect();
+            }
+            match index.get(&(domain.clone(), *class)) {
+                Some(&i) => counted[i].2 += 1,
+                None => {
+                    index.insert((domain.clone(), *class), counted.len());
+                    counted.push((domain, *class, 1));
+                }
+            }
+        },
+    );
     (
         Summary {
             listed: message.listed,
