@@ -33,6 +33,8 @@ use crate::walk::{read_dir_level, WalkError};
 const SCAN_THREADS: usize = 4;
 /// Files the walk hands over at a time.
 const BATCH: usize = 1024;
+/// Files a reader takes at a time.
+const READ_BATCH: usize = 64;
 /// Files larger than this are read without their message content when the size record says
 /// where it is (showq seeks over it too).
 const SPARSE_ABOVE: u64 = 256 << 10;
@@ -261,7 +263,9 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
             }
         }
     };
-    let (read_tx, read_rx) = sync_channel::<(Found, u32, u64)>(BATCH);
+    // Files to read go to the readers in small batches: one hand-over (and its futex calls)
+    // per file cost more than reading it.
+    let (read_tx, read_rx) = sync_channel::<Vec<(Found, u32, u64)>>(BATCH / READ_BATCH);
     let read_rx = Mutex::new(read_rx);
     std::thread::scope(|s| {
         let (found_tx, found_rx) = sync_channel::<Walked>(16);
@@ -277,29 +281,35 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
                 let mut bufs = Buffers::default();
                 loop {
                     let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    let Ok((f, dir, path)) = job else { return };
-                    let result = if Instant::now() >= deadline {
-                        Err((
-                            f.path(),
-                            io::Error::new(
-                                io::ErrorKind::TimedOut,
-                                "the scan reached its deadline",
-                            ),
-                            "read",
-                        ))
-                    } else {
-                        read_message(layout, &f, &mut bufs)
-                    };
-                    let one = ReadOne {
-                        found: f,
-                        dir,
-                        path,
-                        result,
-                    };
-                    done.lock().unwrap_or_else(|p| p.into_inner()).push(one);
+                    let Ok(batch) = job else { return };
+                    let read: Vec<ReadOne> = batch
+                        .into_iter()
+                        .map(|(f, dir, path)| {
+                            let result = if Instant::now() >= deadline {
+                                Err((
+                                    f.path(),
+                                    io::Error::new(
+                                        io::ErrorKind::TimedOut,
+                                        "the scan reached its deadline",
+                                    ),
+                                    "read",
+                                ))
+                            } else {
+                                read_message(layout, &f, &mut bufs)
+                            };
+                            ReadOne {
+                                found: f,
+                                dir,
+                                path,
+                                result,
+                            }
+                        })
+                        .collect();
+                    done.lock().unwrap_or_else(|p| p.into_inner()).extend(read);
                 }
             });
         });
+        let mut pending: Vec<(Found, u32, u64)> = Vec::with_capacity(READ_BATCH);
         for walked in found_rx {
             let found = match walked {
                 Walked::Dir(dir, mtime, ctime) => {
@@ -351,10 +361,19 @@ fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Inst
                     Verdict::Known => false,
                 };
                 if read {
-                    let _ = read_tx.send((f, dir, path));
+                    pending.push((f, dir, path));
+                    if pending.len() >= READ_BATCH {
+                        let _ = read_tx.send(std::mem::replace(
+                            &mut pending,
+                            Vec::with_capacity(READ_BATCH),
+                        ));
+                    }
                 }
             }
             store(cache, &mut failed, &mut files_read);
+        }
+        if !pending.is_empty() {
+            let _ = read_tx.send(pending);
         }
         drop(read_tx);
     });
