@@ -45,7 +45,7 @@ postfix_ticks() {
         }
         END { print t + 0 }' /proc/[0-9]*/stat 2>/dev/null
 }
-secs() { echo "scale=3; $1 / $hz" | bc; }
+secs() { echo "scale=4; $1 / $hz" | bc; }
 # cpu CMD...: ticks of one run of CMD with its children, plus Postfix's; the least of three.
 cpu() {
     local best=
@@ -76,7 +76,7 @@ steady() {
     until [ "$(collected)" -gt "$c0" ]; do sleep 0.2; done
     c1=$(collected); d1=$(daemon); p1=$(postfix_ticks)
     kill -TERM "$pid"; wait "$pid" || true
-    echo $(( (d1 - d0 + p1 - p0) / (c1 - c0) ))
+    echo "scale=2; ($d1 - $d0 + $p1 - $p0) / ($c1 - $c0)" | bc
 }
 cfg() { printf 'init_config: {postfix_user: postfix}\ninstances: [{method: %s, timeout: 600, min_collection_interval: %s}]\n' "$1" "$interval"; }
 as_postfix=(setpriv --reuid=postfix --regid=postfix --clear-groups --no-new-privs)

@@ -56,9 +56,11 @@ pub enum Error {}
 const RETRY_BETTER: Duration = Duration::from_secs(600);
 
 /// Messages in all queues above which scan is tried first. showq (and postqueue, which asks
-/// it) costs about 37 microseconds of CPU a message every cycle, 0.37 s at 10,000 messages,
-/// some 2.5% of a core at a 15 s interval, and grows with the queue; scan's steady cycle costs
-/// a `stat` a file, and its memory is about 100 bytes a message, 1 MB here (BENCHMARKS.md).
+/// it) costs about 25 microseconds of CPU a message every cycle, measured with its showq (0.24
+/// s at 10,000 messages, some 2% of a core at a 15 s interval, 5.7 s at 200,000), and it grows
+/// with the queue; scan's steady cycle over a still queue costs under 10 ms, and its memory is
+/// about 107 bytes a message, 1 MB here (BENCHMARKS.md). Below, showq's cost is too small to
+/// trade the least privilege for.
 pub const SCAN_ABOVE: u64 = 10_000;
 /// Under this many messages auto goes back to the least privileged order: the two bounds
 /// keep a queue that hovers around one from switching every cycle.
