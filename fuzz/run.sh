@@ -16,6 +16,13 @@ seed() { # target, files...
 seed postqueue_json ../tests/fixtures/postqueue-j/*.jsonl
 seed postqueue_text ../tests/fixtures/postqueue-p/*.txt
 seed showq ../tests/fixtures/showq/*.bin
+# Queue files and defer logs as captured: the target reads the first two bytes as flags and
+# a split, so each seed is prefixed with them (read whole, no defer log; with UTF-8).
+mkdir -p corpus/queue_file
+for f in ../tests/fixtures/qfiles/*/files/*/*/* ../tests/fixtures/qfiles/*/files/*/*; do
+    if [ -f "$f" ]; then { printf '\004\377'; cat "$f"; } >"corpus/queue_file/$(basename "$f")"; fi
+done
+seed defer_log ../tests/fixtures/qfiles/*/files/defer/*/*
 seed log_line ../tests/fixtures/logs/*.log
 seed log_families ../tests/fixtures/logs/*.log
 # One entry per input, as the parser gets them.

@@ -277,6 +277,8 @@ pub struct Collection {
     /// The queues asked for one by one, in order, by a method that reads only listed queues
     /// (find): one missing from the snapshot could not be read. Empty for the others.
     pub asked: Vec<String>,
+    /// Queue files and defer logs read this cycle, by a method that reads them (scan).
+    pub files_read: Option<u64>,
 }
 
 impl CollectError {

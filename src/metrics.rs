@@ -26,6 +26,7 @@ pub const DURATION: &str = "postfix.collection.duration";
 pub const ERRORS: &str = "postfix.collection.errors";
 pub const TRUNCATED: &str = "postfix.collection.truncated";
 pub const SKIPPED: &str = "postfix.collection.skipped";
+pub const FILES_READ: &str = "postfix.collection.files_read";
 pub const CAN_COLLECT: &str = "postfix.can_collect";
 // The log wing.
 pub const DELIVERY_RECIPIENTS: &str = "postfix.delivery.recipients";
@@ -103,6 +104,7 @@ pub const ALL: [Sent; 33] = {
         sent(ERRORS, Count, INSTANCE),
         sent(TRUNCATED, Count, INSTANCE),
         sent(SKIPPED, Count, INSTANCE),
+        sent(FILES_READ, Count, INSTANCE),
         sent(CAN_COLLECT, ServiceCheck, &["instance", "postfix_version"]),
         sent(DELIVERY_RECIPIENTS, Count, DELIVERY),
         sent(DELIVERY_DELAY, Distribution, DELIVERY),
@@ -302,6 +304,10 @@ pub fn report(
         Kind::Count,
     );
     push(SKIPPED, Value::Int(cycle.skipped), Kind::Count);
+    // What a method that reads queue files read this time: the cost its cache saved.
+    if let Some(n) = collection.files_read {
+        push(FILES_READ, Value::Int(n), Kind::Count);
+    }
     // `postfix_version:` after the instance's own tags, before the global ones, unless the
     // user's tags have one already (`disable_generic_tags` renames a `version:` to it).
     let user_has_version = instance
@@ -329,20 +335,17 @@ pub fn report(
 
 /// The most distinct series one cycle of `instance` can send, per metric name: what it costs
 /// on a Datadog bill, where every series is a custom metric. Counts what the method can read
-/// (listing methods every figure of five queues, scan sizes of six, find the listed queues),
+/// (listing methods every figure of five queues, scan of six, find the listed queues),
 /// the age thresholds, the reason classes, `top_domains` per queue plus `other`, and
 /// `metric_patterns`. An instance with `discover` costs this once per Postfix instance.
 pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
     use crate::collect::{MethodConfig, MethodKind};
     let (queues, listed, scanned) = match &instance.method {
         MethodConfig::Run(MethodKind::Find, settings) => (settings.queues.len(), 0, 0),
-        MethodConfig::Run(MethodKind::Scan, _) => (queue::SCANNED.len(), 0, queue::SCANNED.len()),
-        // auto may end up on any of them: the most of each.
-        MethodConfig::Run(MethodKind::Auto, _) => (
-            queue::SCANNED.len(),
-            queue::LISTED.len(),
-            queue::SCANNED.len(),
-        ),
+        // scan lists the messages of six queues, corrupt included; auto may end up on it.
+        MethodConfig::Run(MethodKind::Scan | MethodKind::Auto, _) => {
+            (queue::SCANNED.len(), queue::SCANNED.len(), 1)
+        }
         MethodConfig::Run(_, _) => (queue::LISTED.len(), queue::LISTED.len(), 0),
         MethodConfig::Unavailable(_) => (0, 0, 0),
     };
@@ -354,7 +357,7 @@ pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
     let reasons = if listed > 0 { Reason::ALL.len() } else { 0 };
     [
         (QUEUE_SIZE, queues),
-        (QUEUE_BYTES, listed.max(scanned)),
+        (QUEUE_BYTES, listed),
         (QUEUE_RECIPIENTS, listed),
         (QUEUE_OLDEST_AGE, listed),
         (QUEUE_OLDER_THAN, listed * instance.age_thresholds.len()),
@@ -364,6 +367,7 @@ pub fn most_series(instance: &Instance) -> Vec<(&'static str, usize)> {
         (ERRORS, 1),
         (SKIPPED, 1),
         (TRUNCATED, 1),
+        (FILES_READ, scanned),
     ]
     .into_iter()
     .filter(|(name, n)| *n > 0 && instance.patterns.allows(name))
@@ -691,6 +695,7 @@ mod tests {
         let collection = Collection {
             snapshot,
             postfix_version: Some("3.7.11".to_owned()),
+            files_read: Some(2),
             ..Collection::default()
         };
         let cycle = Cycle {

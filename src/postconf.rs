@@ -1,5 +1,6 @@
 //! Reads the Postfix parameters the methods need (`mail_version`, `queue_directory`,
-//! `showq_service_name`) with one `postconf -c <config_directory>` run, kept for an hour (and
+//! `showq_service_name`, and for reading queue files `hash_queue_names`, `hash_queue_depth`,
+//! `smtputf8_enable`) with one `postconf -c <config_directory>` run, kept for an hour (and
 //! until a reload makes a new one), so that a Postfix upgrade or move shows up without a
 //! restart and a collection rarely forks for it.
 
@@ -12,7 +13,14 @@ use crate::exec::{self, Command, ExecError, Failure, Limits};
 use crate::lines::{LineSplitter, LineTooLong};
 
 const TTL: Duration = Duration::from_secs(3600);
-const NAMES: [&str; 3] = ["mail_version", "queue_directory", "showq_service_name"];
+const NAMES: [&str; 6] = [
+    "mail_version",
+    "queue_directory",
+    "showq_service_name",
+    "hash_queue_names",
+    "hash_queue_depth",
+    "smtputf8_enable",
+];
 
 /// The parameters of one Postfix instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +30,11 @@ pub struct Params {
     pub version: (u32, u32),
     pub queue_directory: PathBuf,
     pub showq_service_name: String,
+    /// Which queues are hashed into subdirectories, and how deep.
+    pub hashing: crate::queue::Hashing,
+    /// `smtputf8_enable`: showq keeps UTF-8 in what it prints. Its default is an expression
+    /// on `compatibility_level` that postconf prints unexpanded; only `no` turns it off.
+    pub utf8: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +156,28 @@ pub fn parse(command: &str, found: &[(String, String)]) -> Result<Params, Error>
         version,
         queue_directory: queue_directory.into(),
         showq_service_name: service.unwrap_or("showq").to_owned(),
+        hashing: hashing(get("hash_queue_names"), get("hash_queue_depth")),
+        utf8: get("smtputf8_enable") != Some("no"),
     })
+}
+
+/// `hash_queue_names` and `hash_queue_depth`, Postfix's defaults for what is missing or odd.
+fn hashing(names: Option<&str>, depth: Option<&str>) -> crate::queue::Hashing {
+    let mut h = crate::queue::Hashing::default();
+    if let Some(names) = names {
+        h.queues = names
+            .split([' ', ',', '\t'])
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+            .collect();
+    }
+    if let Some(depth) = depth
+        .and_then(|d| d.parse().ok())
+        .filter(|d| (1..=16).contains(d))
+    {
+        h.depth = depth;
+    }
+    h
 }
 
 /// `3.7.11` -> (3, 7); `2.11.3` -> (2, 11); also accepts `3.8-20220816` snapshots.
@@ -193,5 +227,21 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old.showq_service_name, "showq");
+        assert_eq!(old.hashing, crate::queue::Hashing::default());
+        assert!(old.utf8);
+        let hashed = parse(
+            "postconf",
+            &found(&[
+                ("mail_version", "3.7.11"),
+                ("queue_directory", "/q"),
+                ("hash_queue_names", "deferred, defer, hold"),
+                ("hash_queue_depth", "2"),
+                ("smtputf8_enable", "no"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(hashed.hashing.queues, ["deferred", "defer", "hold"]);
+        assert_eq!(hashed.hashing.depth, 2);
+        assert!(!hashed.utf8);
     }
 }

@@ -185,10 +185,25 @@ impl Snapshot {
         size: Option<u64>,
         recipients: &[Recipient<'_>],
     ) {
-        self.add_listed(queue, rules);
-        let q = self.entry(queue);
-        q.messages += 1;
-        let Some(l) = q.listing.as_mut() else { return };
+        let l = self.record_message(queue, rules, arrival, size);
+        distinct(recipients, |r| {
+            l.recipients += 1;
+            l.reasons[reason::classify(r.delay_reason).index()] += 1;
+            l.domains.add(&domain_of(r.address), 1);
+        });
+    }
+
+    /// Counts one message in `queue`: its size and age. Its recipients are the caller's to add
+    /// to the listing returned (`record` lists them; a directory scan has them counted already).
+    pub fn record_message(
+        &mut self,
+        queue: &str,
+        rules: &ListingRules,
+        arrival: Option<i64>,
+        size: Option<u64>,
+    ) -> &mut Listing {
+        self.entry(queue).messages += 1;
+        let l = self.listing_mut(queue, rules);
         l.bytes += size.unwrap_or(0);
         if let Some(arrival) = arrival {
             let age = rules.now.saturating_sub(arrival).max(0) as u64;
@@ -199,24 +214,15 @@ impl Snapshot {
                 }
             }
         }
-        // showq repeats recipients past duplicate_filter_limit, so each counts once. Linear in
-        // the recipients whatever a sender puts in one message: looking back is cheaper than a
-        // set for the usual handful, a set takes over beyond that (a look-back over 140,000
-        // recipients took 55 s of CPU).
-        let mut seen = std::collections::HashSet::new();
-        for (i, r) in recipients.iter().enumerate() {
-            let repeated = if recipients.len() <= LOOK_BACK {
-                recipients[..i].iter().any(|p| p.address == r.address)
-            } else {
-                !seen.insert(r.address)
-            };
-            if repeated {
-                continue;
-            }
-            l.recipients += 1;
-            l.reasons[reason::classify(r.delay_reason).index()] += 1;
-            l.domains.add(&domain_of(r.address), 1);
-        }
+        l
+    }
+
+    /// The listing of `queue`, created (all zero) if it does not exist yet.
+    pub fn listing_mut(&mut self, queue: &str, rules: &ListingRules) -> &mut Listing {
+        self.entry(queue).listing.get_or_insert_with(|| Listing {
+            older_than: vec![0; rules.age_thresholds.len()],
+            ..Listing::default()
+        })
     }
 
     /// Records a message too large to examine whole: its queue, arrival and size count, its
@@ -290,6 +296,30 @@ pub fn domain_of(address: &str) -> String {
         out.push('.');
     }
     out
+}
+
+/// Calls `each` with the first of each address among `recipients`, in order: showq repeats
+/// recipients (past `duplicate_filter_limit`, or when a defer log and the queue file both name
+/// them), and a recipient counts once per message. Linear whatever a sender puts in one
+/// message: looking back is cheaper than a set for the usual handful, a set takes over beyond
+/// that (a look-back over 140,000 recipients took 55 s of CPU).
+pub fn distinct<'a>(recipients: &[Recipient<'a>], each: impl FnMut(&Recipient<'a>)) {
+    distinct_by(recipients, |r| r.address, each);
+}
+
+/// [`distinct`] for any list of recipients, `address` telling each one's address.
+pub fn distinct_by<T>(items: &[T], address: impl Fn(&T) -> &str, mut each: impl FnMut(&T)) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in items.iter().enumerate() {
+        let repeated = if items.len() <= LOOK_BACK {
+            items[..i].iter().any(|p| address(p) == address(r))
+        } else {
+            !seen.insert(address(r))
+        };
+        if !repeated {
+            each(r);
+        }
+    }
 }
 
 /// `domain:` for an address without a domain.

@@ -1107,3 +1107,261 @@ fn every_log_family_counted_from_real_smtp_traffic() {
     is("postfix.log.warnings", &[], 0);
     script("postfix-reset.sh", &[]);
 }
+
+/// The `postfix.queue.*` lines of `check` output for the five queues postqueue lists, with
+/// `oldest_age` rounded to ten seconds (two runs a moment apart), sorted.
+fn queue_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with("postfix.queue.") && !l.contains("queue:corrupt"))
+        .map(|l| {
+            if let Some(rest) = l.strip_prefix("postfix.queue.oldest_age:") {
+                let (n, tags) = rest.split_once('|').unwrap();
+                format!(
+                    "postfix.queue.oldest_age:~{}|{tags}",
+                    n.parse::<u64>().unwrap() / 10
+                )
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn scan_reads_queue_files_and_equals_postqueue_metric_for_metric() {
+    if !enabled("scan_reads_queue_files_and_equals_postqueue_metric_for_metric") {
+        return;
+    }
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    fill();
+    // The second instance, with long queue IDs: deferred and hold.
+    script("postmulti-setup.sh", &[]);
+    script("postmulti-setup.sh", &["--reset"]);
+    script("postmulti-setup.sh", &["--fill", "5"]);
+    let out_q = "/var/spool/postfix-out";
+    let held = Command::new("sh")
+        .arg("-c")
+        .arg(format!("find {out_q}/deferred -type f -printf '%f\\n' | sort | head -n 2 | postsuper -c /etc/postfix-out -h -"))
+        .status()
+        .unwrap();
+    assert!(held.success());
+    let s = Scratch::new();
+    let instances = |method: &str| {
+        config(
+            &s,
+            &format!("instances:\n  - {{method: {method}, config_directory: /etc/postfix, top_domains: 10}}\n  - {{method: {method}, config_directory: /etc/postfix-out, top_domains: 10}}\n"),
+        )
+    };
+    let scan = no_new_privs(
+        &s,
+        "postfix",
+        "postfix",
+        &["check", "-c", &instances("scan")],
+    );
+    let postqueue = as_user(&s, &["check", "-c", &instances("postqueue")]);
+    // Without the permission, check names it and the ways to it.
+    let denied = no_new_privs(&s, USER, USER, &["check", "-c", &instances("scan")]);
+    let denied = stdout(&denied);
+    assert!(
+        denied.contains("permission denied: cannot list /var/spool/postfix")
+            && denied.contains("run as the postfix user, grant CAP_DAC_READ_SEARCH"),
+        "{denied}"
+    );
+    let long_ids = Command::new("postqueue")
+        .args(["-c", "/etc/postfix-out", "-j"])
+        .output()
+        .unwrap();
+    assert!(long_ids.status.success());
+    // Long IDs: at least ten time characters, a `z`, the inode (SPEC 8.6).
+    assert!(
+        String::from_utf8_lossy(&long_ids.stdout).lines().all(|l| {
+            let id = l
+                .split("\"queue_id\": \"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap();
+            id.len() > 11 && id[10..].contains('z')
+        }),
+        "{}",
+        String::from_utf8_lossy(&long_ids.stdout)
+    );
+    script("postmulti-setup.sh", &["--reset"]);
+    let (scan, postqueue) = (stdout(&scan), stdout(&postqueue));
+    assert!(scan.contains("OK (directory scan"), "{scan}");
+    let (got, want) = (queue_lines(&scan), queue_lines(&postqueue));
+    for instance in ["instance:/etc/postfix", "instance:/etc/postfix-out"] {
+        assert!(
+            got.iter()
+                .any(|l| l.ends_with(instance)
+                    && l.starts_with("postfix.queue.recipients_by_reason:"))
+        );
+    }
+    assert_eq!(got, want, "scan:\n{scan}\npostqueue:\n{postqueue}");
+    assert!(
+        scan.lines()
+            .any(|l| l.starts_with("postfix.queue.size:") && l.contains("queue:corrupt")),
+        "{scan}"
+    );
+}
+
+/// Every regular file below `dir`, by name.
+fn files_below(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in entries.filter_map(Result::ok) {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(files_below(&e.path())),
+            Ok(t) if t.is_file() => out.push(e.path()),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The value of the next `postfix.collection.files_read` the daemon sends, and the
+/// `postfix.queue.` lines of the same cycle (sent before it).
+fn next_cycle(udp: &Udp, d: &Daemon) -> (u64, String) {
+    let lines = udp.lines_until(Duration::from_secs(90), |l| {
+        l.iter()
+            .any(|x| x.starts_with("postfix.collection.files_read:"))
+    });
+    let read = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("postfix.collection.files_read:"))
+        .unwrap_or_else(|| panic!("no cycle: {lines:?}\n{}", d.logs()));
+    let n = read.split('|').next().unwrap().parse().unwrap();
+    (n, lines.join("\n"))
+}
+
+#[test]
+fn scan_between_cycles_reads_only_the_changed_files() {
+    if !enabled("scan_between_cycles_reads_only_the_changed_files") {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let _lock = POSTFIX.lock().unwrap_or_else(|p| p.into_inner());
+    script("postfix-reset.sh", &[]);
+    let fill = Command::new("bash")
+        .arg(repo("tests/e2e/fill-queues.sh"))
+        .arg("8")
+        .envs([
+            ("FILL_HOLD", "2"),
+            ("FILL_EXPIRE", "1"),
+            ("FILL_ACTIVE", "0"),
+            ("FILL_INCOMING", "0"),
+            ("FILL_MAILDROP", "0"),
+        ])
+        .output()
+        .unwrap();
+    assert!(fill.status.success(), "{}", stderr(&fill));
+    let spool = std::path::PathBuf::from(script("queue-dir.sh", &[]).trim());
+    let queued: Vec<std::path::PathBuf> = ["deferred", "hold"]
+        .iter()
+        .flat_map(|q| files_below(&spool.join(q)))
+        .collect();
+    let logs = files_below(&spool.join("defer")).len();
+    assert_eq!(queued.len(), 8);
+    assert_eq!(logs, 8, "every message was deferred with a reason");
+
+    let s = Scratch::new();
+    let udp = Udp::new();
+    let cfg = config(
+        &s,
+        &format!("dogstatsd: {{url: \"{}\"}}\ninstances:\n  - {{method: scan, config_directory: /etc/postfix, top_domains: 10, min_collection_interval: 30}}\n", udp.url()),
+    );
+    let me = s.bin_copy();
+    let mut cmd = Command::new("setpriv");
+    cmd.args([
+        "--reuid=postfix",
+        "--regid=postfix",
+        "--clear-groups",
+        "--no-new-privs",
+    ])
+    .arg(&me);
+    let mut d = Daemon::start_with(cmd, std::path::Path::new(&cfg));
+    let (first, _) = next_cycle(&udp, &d);
+    assert_eq!(
+        first,
+        16,
+        "every queue file and defer log, once\n{}",
+        d.logs()
+    );
+    let (second, _) = next_cycle(&udp, &d);
+    assert_eq!(second, 0, "nothing changed, nothing read");
+
+    // Between two cycles (30 s apart): a release from hold, a retry, a delivery, new mail.
+    let id = |p: &std::path::Path| p.file_name().unwrap().to_string_lossy().into_owned();
+    let held = files_below(&spool.join("hold"));
+    let retried = files_below(&spool.join("deferred"))
+        .into_iter()
+        .find(|p| std::fs::metadata(p).unwrap().mode() & 0o010 == 0)
+        .unwrap();
+    let retried_mtime = std::fs::metadata(&retried).unwrap().mtime();
+    let sh = |cmd: &str| {
+        let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+        assert!(out.status.success(), "{cmd}: {}", stderr(&out));
+    };
+    sh(&format!("postsuper -H {}", id(&held[0])));
+    script("postfix-unpause.sh", &[]);
+    sh(&format!("postqueue -i {}", id(&retried)));
+    let mail = |to: &str| {
+        sh(&format!(
+            "printf 'Subject: between cycles\\n\\nscan e2e\\n' | sendmail -f alice@example.com {to}"
+        ))
+    };
+    mail("root@localhost y@refused.test"); // one recipient delivered, one deferred
+    mail("root@localhost"); // delivered whole: gone before any cycle sees it
+    mail("z@refused.test"); // new mail, deferred
+    let settled = || {
+        let moving = ["maildrop", "incoming", "active"]
+            .iter()
+            .map(|q| files_below(&spool.join(q)).len())
+            .sum::<usize>();
+        let deferred = files_below(&spool.join("deferred"));
+        moving == 0
+            && deferred.len() == 6 + 1 + 2
+            && deferred.iter().any(|p| {
+                id(p) == id(&retried)
+                    && std::fs::metadata(p).is_ok_and(|m| m.mtime() != retried_mtime)
+            })
+    };
+    let started = std::time::Instant::now();
+    while !settled() && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    script("postfix-pause.sh", &["qmgr", "pickup"]);
+    assert!(
+        settled(),
+        "the queue did not settle: {:?}",
+        files_below(&spool)
+    );
+
+    let (third, lines) = next_cycle(&udp, &d);
+    d.signal("TERM");
+    let _ = d.wait_exit(Duration::from_secs(5));
+    // The retried message and its new defer log, the half-delivered one and its log, the new
+    // one and its log; the release from hold is a rename, not read again.
+    assert_eq!(third, 6, "{lines}\n{}", d.logs());
+    // And what the cache holds now is what postqueue lists.
+    let postqueue = as_user(
+        &s,
+        &[
+            "check",
+            "-c",
+            &config(&s, "instances:\n  - {method: postqueue, config_directory: /etc/postfix, top_domains: 10}\n"),
+        ],
+    );
+    script("postfix-reset.sh", &[]);
+    assert_eq!(
+        queue_lines(&lines),
+        queue_lines(&stdout(&postqueue)),
+        "{lines}"
+    );
+}

@@ -192,48 +192,126 @@ fn showq_failures_are_named() {
     }
 }
 
-fn queue_file(dir: &Path, rel: &str, mode: u32, len: usize) {
+/// A queue file as cleanup writes one (SPEC 8.3): size record, arrival, sender, the
+/// recipients, `body_len` bytes of content, end.
+fn queue_file(
+    dir: &Path,
+    rel: &str,
+    mode: u32,
+    arrival: i64,
+    recipients: &[&str],
+    body_len: usize,
+) {
+    fn record(out: &mut Vec<u8>, kind: u8, data: &[u8]) {
+        out.push(kind);
+        let mut n = data.len();
+        loop {
+            let b = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { b } else { b | 0x80 });
+            if n == 0 {
+                break;
+            }
+        }
+        out.extend_from_slice(data);
+    }
+    let mut f = Vec::new();
+    record(&mut f, b'C', &[b' '; 95]);
+    record(&mut f, b'T', format!("{arrival} 0").as_bytes());
+    record(&mut f, b'S', b"sender@example.com");
+    for r in recipients {
+        record(&mut f, b'R', r.as_bytes());
+    }
+    record(&mut f, b'M', b"");
+    let at = f.len();
+    record(&mut f, b'N', &vec![b'x'; body_len]);
+    let content = f.len() - at;
+    record(&mut f, b'X', b"");
+    record(&mut f, b'E', b"");
+    let c = format!(
+        "{content:>15} {at:>15} {:>15} {:>15} {content:>15} {:>15}",
+        recipients.len(),
+        0,
+        0
+    );
+    f[2..97].copy_from_slice(c.as_bytes());
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(&p, vec![b'q'; len]).unwrap();
+    std::fs::write(&p, f).unwrap();
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 #[test]
-fn scan_counts_finished_files_and_bytes_in_every_queue() {
+fn scan_reads_every_queue_like_showq() {
     let s = Scratch::new();
     s.postfix("pf", "ok", None, None);
     let spool = s.path("pf/spool");
-    queue_file(&spool, "deferred/A/A1", 0o700, 300);
-    queue_file(&spool, "deferred/B/B1", 0o750, 200); // forced to expire
-    queue_file(&spool, "active/C1", 0o700, 10);
-    queue_file(&spool, "incoming/D1", 0o600, 999); // still being written: not yet a message
-    queue_file(&spool, "maildrop/E1", 0o700, 5);
-    queue_file(&spool, "corrupt/F1", 0o700, 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    queue_file(
+        &spool,
+        "deferred/A/A1",
+        0o700,
+        now - 7200,
+        &["a@x.example", "b@y.example"],
+        297,
+    );
+    queue_file(
+        &spool,
+        "deferred/B/B1",
+        0o750,
+        now - 60,
+        &["c@x.example"],
+        197,
+    ); // forced to expire
+    std::fs::create_dir_all(spool.join("defer/A")).unwrap();
+    std::fs::write(
+        spool.join("defer/A/A1"),
+        "\nrecipient=a@x.example\nreason=connect to x.example[192.0.2.1]:25: Connection refused\n\n",
+    )
+    .unwrap();
+    queue_file(&spool, "active/C1", 0o700, now - 10, &["d@x.example"], 8);
+    queue_file(&spool, "incoming/D1", 0o600, now, &["e@x.example"], 997); // still being written
+    queue_file(&spool, "maildrop/E1", 0o744, now - 5, &["f@x.example"], 3);
+    std::fs::create_dir_all(spool.join("corrupt")).unwrap();
+    std::fs::write(spool.join("corrupt/F1"), "q").unwrap();
     std::fs::create_dir_all(spool.join("hold")).unwrap();
     let config = s.config(&format!(
-        "instances:\n  - {{method: scan, config_directory: {}}}\n",
+        "instances:\n  - {{method: scan, config_directory: {}, age_thresholds: [3600]}}\n",
         s.path("pf").display()
     ));
     let out = run(&["check", "-c", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     let all = lines(&out);
-    for (q, n, bytes) in [
-        ("active", 1, 10),
-        ("hold", 0, 0),
-        ("deferred", 2, 500),
-        ("incoming", 0, 0),
-        ("maildrop", 1, 5),
-        ("corrupt", 1, 1),
+    for (q, n, bytes, recipients) in [
+        ("active", 1, 10, 1),
+        ("hold", 0, 0, 0),
+        ("deferred", 2, 500, 3),
+        ("incoming", 0, 0, 0),
+        ("maildrop", 1, 5, 1),
+        ("corrupt", 1, 1, 0),
     ] {
         assert_eq!(gauge(&all, "postfix.queue.size", q), Some(n), "{q}");
         assert_eq!(gauge(&all, "postfix.queue.bytes", q), Some(bytes), "{q}");
+        assert_eq!(
+            gauge(&all, "postfix.queue.recipients", q),
+            Some(recipients),
+            "{q}"
+        );
     }
+    let age = gauge(&all, "postfix.queue.oldest_age", "deferred").unwrap();
+    assert!((7200..7300).contains(&age), "{age}");
+    let refused = all.iter().find(|l| {
+        l.starts_with("postfix.queue.recipients_by_reason:1|")
+            && l.contains("reason:connection_refused")
+    });
+    assert!(refused.is_some(), "{all:?}");
     assert!(
-        !stdout(&out)
-            .lines()
-            .any(|l| l.starts_with("postfix.queue.oldest_age:")),
-        "scan has no ages"
+        stdout(&out).contains("postfix.collection.files_read:"),
+        "{}",
+        stdout(&out)
     );
 }
 
@@ -243,8 +321,8 @@ fn scan_walks_datadogs_directory_without_asking_postconf() {
     // A Postfix whose postconf fails: scan must not need it when `directory` is given.
     s.postfix("pf", "down", None, None);
     let spool = s.path("spool");
-    queue_file(&spool, "deferred/A/A1", 0o700, 300);
-    queue_file(&spool, "active/C1", 0o700, 10);
+    queue_file(&spool, "deferred/A/A1", 0o700, 1, &["a@x.example"], 297);
+    queue_file(&spool, "active/C1", 0o700, 1, &["a@x.example"], 8);
     for q in ["hold", "incoming", "maildrop", "corrupt"] {
         std::fs::create_dir_all(spool.join(q)).unwrap();
     }
@@ -421,12 +499,14 @@ fn auto_settles_on_scan_when_showq_and_postqueue_cannot_work() {
     ] {
         std::fs::create_dir_all(s.path(&format!("pf/spool/{q}"))).unwrap();
     }
-    s.write("pf/spool/deferred/ABCDEF1234", "x");
-    std::fs::set_permissions(
-        s.path("pf/spool/deferred/ABCDEF1234"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
+    queue_file(
+        &s.path("pf/spool"),
+        "deferred/A/ABCDEF1234",
+        0o700,
+        1,
+        &["a@x.example"],
+        1,
+    );
     let config = s.config(&format!(
         "instances:\n  - {{method: auto, config_directory: {}}}\n",
         s.path("pf").display()

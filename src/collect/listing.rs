@@ -4,7 +4,9 @@
 //!
 //! - [`json`]: `postqueue -j`, one JSON object per message (Postfix 3.1+);
 //! - [`attr`]: showq's attribute stream, what `postqueue -j` itself reads (Postfix 3.1+);
-//! - [`text`]: the `postqueue -p` text, which older Postfix's showq also sends.
+//! - [`text`]: the `postqueue -p` text, which older Postfix's showq also sends;
+//! - [`qfile`] and [`defer`]: what showq itself reads, a queue file and its defer log, read
+//!   the way showq reads them (method scan).
 //!
 //! Which Postfix writes which, and which queues each can name, is `crate::queue`'s.
 //!
@@ -13,7 +15,9 @@
 //! failure; [`TruncationLog`] is how the methods name it in the log.
 
 pub mod attr;
+pub mod defer;
 pub mod json;
+pub mod qfile;
 pub mod text;
 
 use std::collections::HashSet;

@@ -1,27 +1,45 @@
-//! Method `scan`: walk an instance's queue directories directly (no fork, no socket), counting
-//! the finished queue files and their bytes in every queue, `corrupt` included. Queue files
-//! being written (in incoming or maildrop) do not have all the owner permission bits yet:
-//! Postfix sets rwx when a file is complete, so those are not counted.
+//! Method `scan`: read an instance's queue directories directly (no fork, no socket), every
+//! queue `corrupt` included, and from each queue file and its defer log what `postqueue -j`
+//! lists: sizes, arrival times, recipients with their delay reasons (SPEC 8). Files are read
+//! the way showq reads them (`listing::qfile`, `listing::defer`), and only when they may have
+//! changed: the first cycle reads every file, later ones list the directories (one `stat` per
+//! file) and read what is new or changed (`cache`).
 //!
-//! Reading the queue directories takes uid postfix or root, `CAP_DAC_READ_SEARCH`, or ACLs
-//! granting read and search (README: Methods and permissions). Ages are not reported: they
-//! would need the arrival record from inside each file, and file times are not arrival times
-//! (qmgr sets deferred files' mtime into the future).
+//! Reading the queue directories and files takes uid postfix or root, `CAP_DAC_READ_SEARCH`,
+//! or ACLs granting read and search (README: Methods and permissions).
 
-use std::io;
+pub mod cache;
+
+use std::ffi::OsString;
+use std::io::{self, Read, Seek};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
+use cache::{Cache, Stat, Summary, Verdict};
+
+use super::listing::qfile::{self, Bytes, End, Meta, Rules};
 use super::{Collection, InstanceSettings, Need, Reads};
 use crate::exec::{Limits, Stopped};
 use crate::postconf;
-use crate::queue::SCANNED;
+use crate::queue::{self, Hashing, ACTIVE, CORRUPT, DEFER, DEFERRED, HOLD, SCANNED};
+use crate::snapshot::{distinct_by, domain_of, ListingRules};
 use crate::walk::{read_dir_level, WalkError};
 
 /// Threads sharing one scan at most.
 const SCAN_THREADS: usize = 4;
+/// Files the walk hands over at a time.
+const BATCH: usize = 1024;
+/// Files a reader takes at a time.
+const READ_BATCH: usize = 64;
+/// Files larger than this are read without their message content when the size record says
+/// where it is (showq seeks over it too).
+const SPARSE_ABOVE: u64 = 256 << 10;
+/// The most of one file read: Postfix's own are far smaller (`message_size_limit`).
+const MAX_READ: u64 = 256 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
@@ -29,14 +47,16 @@ pub struct Options {
     pub postconf: PathBuf,
     /// The queue directory; when `None` it is read with postconf (hourly).
     pub queue_directory: Option<PathBuf>,
+    /// Seconds of each `postfix.queue.older_than` series.
+    pub age_thresholds: Vec<u64>,
 }
 
-/// Scan walks every queue under the queue directory: `directory`, or postconf's.
+/// Scan reads every queue under the queue directory: `directory`, or postconf's.
 pub const READS: Reads = Reads {
     config_directory: true,
     queue_directory: Need::Optional,
     queues: false,
-    lists_messages: false,
+    lists_messages: true,
 };
 
 impl From<&InstanceSettings> for Options {
@@ -45,6 +65,7 @@ impl From<&InstanceSettings> for Options {
             config_directory: s.config_directory.clone(),
             postconf: s.commands.postconf.clone(),
             queue_directory: s.queue_directory.clone(),
+            age_thresholds: s.age_thresholds.clone(),
         }
     }
 }
@@ -53,12 +74,19 @@ impl From<&InstanceSettings> for Options {
 pub struct Scan {
     options: Options,
     postconf: postconf::Cache,
+    /// What the last cycles read, shared with the blocking walk (one at a time: `live`).
+    cache: Arc<Mutex<Cache>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("queue {queue}: permission denied on {}: run as the postfix user, grant CAP_DAC_READ_SEARCH, or give this user read and search ACLs (README)", path.display())]
-    Denied { queue: String, path: PathBuf },
+    #[error("queue {queue}: permission denied: cannot {what} {}: {fix} (README: Methods and permissions)", path.display())]
+    Denied {
+        queue: String,
+        path: PathBuf,
+        what: &'static str,
+        fix: &'static str,
+    },
     #[error("queue {queue}: cannot read {}", path.display())]
     Walk {
         queue: String,
@@ -66,17 +94,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("the directory walk {0}")]
+    #[error("the directory scan {0}")]
     Stopped(Stopped),
     #[error("cannot read the Postfix parameters")]
     Postconf(#[from] postconf::Error),
 }
 
-/// One queue's finished files and their bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counted {
-    pub files: u64,
-    pub bytes: u64,
+/// What the method needs to know of the Postfix instance to read its files.
+#[derive(Debug, Clone)]
+struct Layout {
+    dir: PathBuf,
+    hashing: Hashing,
+    rules: Rules,
 }
 
 impl Scan {
@@ -84,6 +113,7 @@ impl Scan {
         Scan {
             postconf: postconf::Cache::new(&options.postconf, &options.config_directory),
             options,
+            cache: Arc::new(Mutex::new(Cache::new(&SCANNED))),
         }
     }
 
@@ -92,12 +122,24 @@ impl Scan {
             how: "directory scan".to_owned(),
             ..Collection::default()
         };
-        let dir = match &self.options.queue_directory {
-            Some(dir) => dir.clone(),
+        let layout = match &self.options.queue_directory {
+            // Given the directory, the method forks nothing: Postfix's default hashing.
+            Some(dir) => Layout {
+                dir: dir.clone(),
+                hashing: Hashing::default(),
+                rules: Rules::default(),
+            },
             None => match self.postconf.get(limits).await {
                 Ok(params) => {
                     collection.postfix_version = Some(params.mail_version);
-                    params.queue_directory
+                    Layout {
+                        dir: params.queue_directory,
+                        hashing: params.hashing,
+                        rules: Rules {
+                            utf8: params.utf8,
+                            ..Rules::default()
+                        },
+                    }
                 }
                 Err(e) => {
                     collection.errors.push(Error::from(e).into());
@@ -105,143 +147,527 @@ impl Scan {
                 }
             },
         };
-        let held = limits.live.hold(format!("a scan of {}", dir.display()));
+        let held = limits
+            .live
+            .hold(format!("a scan of {}", layout.dir.display()));
         let deadline = limits.deadline.into_std();
+        let cache = self.cache.clone();
+        let rules = ListingRules::now(&self.options.age_thresholds);
         let walk = tokio::task::spawn_blocking(move || {
             let _held = held;
-            let results = scan_queues(&dir, &SCANNED, deadline);
-            SCANNED.into_iter().zip(results)
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            scan(&mut cache, &layout, &rules, deadline)
         });
-        let results = match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
-            Ok(Ok(results)) => results,
+        match crate::exec::within(limits, tokio::time::Instant::now(), walk).await {
+            Ok(Ok(scanned)) => {
+                collection.snapshot = scanned.snapshot;
+                collection.files_read = Some(scanned.files_read);
+                collection
+                    .errors
+                    .extend(scanned.errors.into_iter().map(Into::into));
+            }
             Ok(Err(join)) => {
                 // The walk itself failed (a panic): say so, not "shutting down".
                 collection.errors.push(
                     Error::Walk {
                         queue: "all".to_owned(),
                         path: PathBuf::new(),
-                        source: std::io::Error::other(join.to_string()),
+                        source: io::Error::other(join.to_string()),
                     }
                     .into(),
                 );
-                return collection;
             }
-            Err(stopped) => {
-                collection.errors.push(Error::Stopped(stopped).into());
-                return collection;
-            }
-        };
-        for (queue, result) in results {
-            match result {
-                Ok(c) => collection.snapshot.add_counted(queue, c.files, c.bytes),
-                Err(e) => collection.errors.push(e.into()),
-            }
+            Err(stopped) => collection.errors.push(Error::Stopped(stopped).into()),
         }
         collection
     }
 }
 
-/// Directories of one scan waiting for a worker: (queue index, path, depth).
-type Work = Vec<(usize, PathBuf, usize)>;
-
-/// Counts the finished queue files under `<queue_directory>/<queue>` for each queue, with up to
-/// `SCAN_THREADS` threads sharing the directories (deferred, most of the spool, is hashed into
-/// subdirectories), since each file costs a stat that `find -type f` does not need.
-pub fn scan_queues(
-    queue_directory: &Path,
-    queues: &[&str],
-    deadline: std::time::Instant,
-) -> Vec<Result<Counted, Error>> {
-    let work: Mutex<Work> = Mutex::new(
-        queues
-            .iter()
-            .enumerate()
-            .map(|(i, q)| (i, queue_directory.join(q), 0))
-            .collect(),
-    );
-    let busy = AtomicUsize::new(0);
-    let totals: Mutex<Vec<Result<Counted, Error>>> =
-        Mutex::new(queues.iter().map(|_| Ok(Counted::default())).collect());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| worker(queues, deadline, &work, &busy, &totals));
-        }
-    });
-    totals.into_inner().unwrap_or_else(|p| p.into_inner())
+/// What one scan found.
+#[derive(Debug)]
+pub struct Scanned {
+    /// The queues read, in `SCANNED` order; a queue that failed is left out.
+    pub snapshot: crate::snapshot::Snapshot,
+    /// Queue files and defer logs read (not only listed).
+    pub files_read: u64,
+    pub errors: Vec<Error>,
 }
 
-fn worker(
-    queues: &[&str],
-    deadline: std::time::Instant,
-    work: &Mutex<Work>,
-    busy: &AtomicUsize,
-    totals: &Mutex<Vec<Result<Counted, Error>>>,
-) {
-    fn lock(m: &Mutex<Work>) -> std::sync::MutexGuard<'_, Work> {
-        m.lock().unwrap_or_else(|p| p.into_inner())
+/// What the walk hands over, directory by directory.
+#[derive(Debug)]
+enum Walked {
+    /// A directory about to be listed, with its mtime and ctime before the listing.
+    Dir(Arc<Path>, i64, i64),
+    /// Files of the directory announced last by this walker.
+    Files(Vec<Found>),
+    /// The directory is listed, and whether it had no subdirectories.
+    Done(Arc<Path>, bool),
+    /// A settled directory left unlisted: its times are the same.
+    Kept(PathBuf),
+    Failed(usize, WalkError),
+}
+
+/// A file the walk found.
+#[derive(Debug)]
+struct Found {
+    queue: usize,
+    dir: Arc<Path>,
+    name: OsString,
+    stat: Stat,
+}
+
+impl Found {
+    fn path(&self) -> PathBuf {
+        self.dir.join(&self.name)
     }
-    loop {
-        let next = {
-            let mut w = lock(work);
-            let next = w.pop();
-            if next.is_some() {
-                busy.fetch_add(1, Ordering::SeqCst);
-            }
-            next
-        };
-        let Some((q, dir, depth)) = next else {
-            if busy.load(Ordering::SeqCst) == 0 && lock(work).is_empty() {
-                return;
-            }
-            std::thread::yield_now();
-            continue;
-        };
-        let mut found = Vec::new();
-        let result = scan_dir(&dir, depth, deadline, &mut found);
-        if !found.is_empty() {
-            lock(work).extend(found.into_iter().map(|(d, depth)| (q, d, depth)));
-        }
-        {
-            let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
-            match (&mut t[q], result) {
-                (Ok(total), Ok(c)) => {
-                    total.files += c.files;
-                    total.bytes += c.bytes;
+}
+
+/// One scan of every queue under `layout.dir`, as a pipeline in bounded memory: walkers list
+/// the directories (one `stat` a file) and hand files over in batches; this thread asks the
+/// cache about each and hands those to read to the readers, whose results it stores as they
+/// come; then what was not seen is dropped and the rest added up.
+fn scan(cache: &mut Cache, layout: &Layout, rules: &ListingRules, deadline: Instant) -> Scanned {
+    let mut failed: Vec<Option<Error>> = SCANNED.iter().map(|_| None).collect();
+    let mut files_read = 0;
+    cache.start_cycle();
+    // A directory changed within the last two seconds may change again within the same
+    // clock tick of its mtime: it is listed again next time.
+    let settled_before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64)
+        - 2_000_000_000;
+    let settled = cache.settled_dirs();
+    let settled = &settled;
+    let roots: Vec<(usize, PathBuf, usize)> = SCANNED
+        .iter()
+        .enumerate()
+        .map(|(i, q)| (i, layout.dir.join(q), 0))
+        .collect();
+    let done: Mutex<Vec<ReadOne>> = Mutex::new(Vec::new());
+    let store = |cache: &mut Cache, failed: &mut Vec<Option<Error>>, files_read: &mut u64| {
+        let finished = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
+        for r in finished {
+            match r.result {
+                Ok(Some(got)) => {
+                    *files_read += got.files_read;
+                    let (q, stat) = (r.found.queue, &r.found.stat);
+                    cache.store(q, r.dir, r.path, stat, got.defer_ctime, got.summary);
                 }
-                (slot @ Ok(_), Err((path, source))) => *slot = Err(error(queues[q], path, source)),
-                (Err(_), _) => {}
+                // Gone since the walk (delivered, moved): the next walk sees where it went.
+                Ok(None) => cache.unsettle(r.dir),
+                Err((path, source, what)) => {
+                    cache.unsettle(r.dir);
+                    let q = r.found.queue;
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, what));
+                }
             }
         }
-        busy.fetch_sub(1, Ordering::SeqCst);
+    };
+    // Files to read go to the readers in small batches: one hand-over (and its futex calls)
+    // per file cost more than reading it.
+    let (read_tx, read_rx) = sync_channel::<Vec<(Found, u32, u64)>>(BATCH / READ_BATCH);
+    let read_rx = Mutex::new(read_rx);
+    std::thread::scope(|s| {
+        let (found_tx, found_rx) = sync_channel::<Walked>(16);
+        s.spawn(move || {
+            let tx = &found_tx;
+            pool(roots, |(q, dir, depth), more| {
+                walk_dir(q, &dir, depth, deadline, settled, more, tx);
+            });
+        });
+        let (done, read_rx) = (&done, &read_rx);
+        s.spawn(move || {
+            pool(vec![(); threads()], |(), _| {
+                let mut bufs = Buffers::default();
+                loop {
+                    let job = read_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    let Ok(batch) = job else { return };
+                    let read: Vec<ReadOne> = batch
+                        .into_iter()
+                        .map(|(f, dir, path)| {
+                            let result = if Instant::now() >= deadline {
+                                Err((
+                                    f.path(),
+                                    io::Error::new(
+                                        io::ErrorKind::TimedOut,
+                                        "the scan reached its deadline",
+                                    ),
+                                    "read",
+                                ))
+                            } else {
+                                read_message(layout, &f, &mut bufs)
+                            };
+                            ReadOne {
+                                found: f,
+                                dir,
+                                path,
+                                result,
+                            }
+                        })
+                        .collect();
+                    done.lock().unwrap_or_else(|p| p.into_inner()).extend(read);
+                }
+            });
+        });
+        let mut pending: Vec<(Found, u32, u64)> = Vec::with_capacity(READ_BATCH);
+        for walked in found_rx {
+            let found = match walked {
+                Walked::Dir(dir, mtime, ctime) => {
+                    cache.listed(&dir, mtime, ctime);
+                    continue;
+                }
+                Walked::Done(dir, leaf) => {
+                    // Only deferred's hashed leaves: their files are never edited in place
+                    // (Postfix edits a queue file only in active, and a file enters or leaves a
+                    // directory by a rename, which changes the directory's times).
+                    let deferred = dir.starts_with(layout.dir.join(DEFERRED))
+                        && dir.as_ref() != layout.dir.join(DEFERRED);
+                    if leaf && deferred && cache.dir_settles(&dir, settled_before) {
+                        cache.settle(&dir);
+                    }
+                    continue;
+                }
+                Walked::Kept(dir) => {
+                    cache.kept(&dir);
+                    continue;
+                }
+                Walked::Failed(q, (path, source)) => {
+                    failed[q].get_or_insert_with(|| error(SCANNED[q], path, source, "list"));
+                    continue;
+                }
+                Walked::Files(found) => found,
+            };
+            let Some(dir) = found.first().and_then(|f| cache.dir_id(&f.dir)) else {
+                continue;
+            };
+            for f in found {
+                let path = cache.path_hash(f.dir.as_os_str().as_bytes(), f.name.as_bytes());
+                let read = match cache.observe(f.queue, dir, path, &f.stat) {
+                    Verdict::Read => true,
+                    // A defer log changes while its message is in active (the delivery
+                    // agents append to it, qmgr deletes it); held messages keep theirs.
+                    // Elsewhere it changes only with its queue file, whose own change has it
+                    // read again.
+                    Verdict::Known if [ACTIVE, HOLD].contains(&SCANNED[f.queue]) => {
+                        match defer_ctime(layout, &f) {
+                            Ok(ctime) => cache.defer_changed(&f.stat, ctime),
+                            Err((log, e)) => {
+                                failed[f.queue]
+                                    .get_or_insert_with(|| error(DEFER, log, e, "look at"));
+                                false
+                            }
+                        }
+                    }
+                    Verdict::Known => false,
+                };
+                if read {
+                    pending.push((f, dir, path));
+                    if pending.len() >= READ_BATCH {
+                        let _ = read_tx.send(std::mem::replace(
+                            &mut pending,
+                            Vec::with_capacity(READ_BATCH),
+                        ));
+                    }
+                }
+            }
+            store(cache, &mut failed, &mut files_read);
+        }
+        if !pending.is_empty() {
+            let _ = read_tx.send(pending);
+        }
+        drop(read_tx);
+    });
+    store(cache, &mut failed, &mut files_read);
+    cache.sweep();
+    // A first read of a large spool leaves its buffers' memory in the allocator.
+    if files_read > 10_000 {
+        crate::sys::release_free_memory();
+    }
+    let read: Vec<&str> = SCANNED
+        .iter()
+        .zip(&failed)
+        .filter(|(_, f)| f.is_none())
+        .map(|(q, _)| *q)
+        .collect();
+    Scanned {
+        snapshot: cache.snapshot(&read, rules),
+        files_read,
+        errors: failed.into_iter().flatten().collect(),
     }
 }
 
-/// One directory: its finished files counted, its subdirectories handed back.
-fn scan_dir(
+/// The ctime of a message's defer log, 0 when it has none.
+fn defer_ctime(layout: &Layout, f: &Found) -> Result<i64, (PathBuf, io::Error)> {
+    let log = layout
+        .dir
+        .join(layout.hashing.path(DEFER, &f.name.to_string_lossy()));
+    match std::fs::symlink_metadata(&log) {
+        Ok(m) => Ok(ctime_ns(&m)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err((log, e)),
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(SCAN_THREADS))
+}
+
+/// A file read, or why not.
+struct ReadOne {
+    found: Found,
+    dir: u32,
+    path: u64,
+    result: Result<Option<Message>, (PathBuf, io::Error, &'static str)>,
+}
+
+struct Message {
+    summary: Summary,
+    defer_ctime: i64,
+    files_read: u64,
+}
+
+/// One directory: announced with its times, its files handed over in batches, its
+/// subdirectories pushed to `more`; or, when `settled` holds it with the same times, left
+/// unlisted.
+fn walk_dir(
+    q: usize,
     dir: &Path,
     depth: usize,
-    deadline: std::time::Instant,
-    subdirs: &mut Vec<(PathBuf, usize)>,
-) -> Result<Counted, WalkError> {
-    let mut counted = Counted::default();
-    read_dir_level(dir, depth, deadline, subdirs, &mut |entry| {
-        let meta = entry.metadata()?;
-        // Owner rwx: Postfix's mark of a complete queue file.
-        if meta.mode() & 0o700 == 0o700 {
-            counted.files += 1;
-            counted.bytes += meta.size();
+    deadline: Instant,
+    settled: &std::collections::HashMap<PathBuf, (i64, i64)>,
+    more: &mut Vec<(usize, PathBuf, usize)>,
+    tx: &SyncSender<Walked>,
+) {
+    let times = std::fs::symlink_metadata(dir)
+        .map(|m| (m.mtime() * 1_000_000_000 + m.mtime_nsec(), ctime_ns(&m)))
+        .ok();
+    if let Some(times) = times {
+        if settled.get(dir) == Some(&times) {
+            let _ = tx.send(Walked::Kept(dir.to_owned()));
+            return;
+        }
+    }
+    let shared: Arc<Path> = Arc::from(dir);
+    let (mtime, ctime) = times.unwrap_or((0, 0));
+    let _ = tx.send(Walked::Dir(shared.clone(), mtime, ctime));
+    let mut subdirs = Vec::new();
+    let mut batch = Vec::new();
+    let message_queue = SCANNED[q] != CORRUPT;
+    let result = read_dir_level(dir, depth, deadline, &mut subdirs, &mut |entry| {
+        let name = entry.file_name();
+        // showq's `mail_open_ok`: a queue ID for a name, and owner rwx (a file still being
+        // written has not). Whatever is in corrupt is counted.
+        if message_queue && !queue::is_queue_id(name.as_bytes()) {
+            return Ok(());
+        }
+        let m = entry.metadata()?;
+        if message_queue && m.mode() & 0o700 != 0o700 {
+            return Ok(());
+        }
+        batch.push(Found {
+            queue: q,
+            dir: shared.clone(),
+            name,
+            stat: Stat {
+                dev: m.dev(),
+                ino: m.ino(),
+                size: m.size(),
+                mtime: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+                ctime: ctime_ns(&m),
+                mode: m.mode(),
+            },
+        });
+        if batch.len() >= BATCH {
+            let _ = tx.send(Walked::Files(std::mem::take(&mut batch)));
         }
         Ok(())
-    })?;
-    Ok(counted)
+    });
+    if !batch.is_empty() {
+        let _ = tx.send(Walked::Files(batch));
+    }
+    let leaf = subdirs.is_empty();
+    more.extend(subdirs.into_iter().map(|(d, depth)| (q, d, depth)));
+    match result {
+        Ok(()) if times.is_some() => {
+            let _ = tx.send(Walked::Done(shared, leaf));
+        }
+        Ok(()) => {}
+        Err(e) => {
+            let _ = tx.send(Walked::Failed(q, e));
+        }
+    }
 }
 
-fn error(queue: &str, path: PathBuf, source: io::Error) -> Error {
+fn ctime_ns(m: &std::fs::Metadata) -> i64 {
+    m.ctime() * 1_000_000_000 + m.ctime_nsec()
+}
+
+/// A reader's buffers, kept from file to file.
+#[derive(Debug, Default)]
+struct Buffers {
+    file: Vec<u8>,
+    tail: Vec<u8>,
+    log: Vec<u8>,
+}
+
+/// Reads `size` bytes of `file` (fewer if it shrank, no more if it grew) in one read when it
+/// can: the size is known from the walk's or a `fstat`, so nothing is asked twice.
+fn read_sized(file: &mut std::fs::File, size: u64, buf: &mut Vec<u8>) -> io::Result<()> {
+    let size = size.min(MAX_READ);
+    buf.clear();
+    buf.reserve(size as usize);
+    file.take(size).read_to_end(buf)?;
+    Ok(())
+}
+
+/// Reads one queue file and its defer log; `None` when the file is gone.
+fn read_message(
+    layout: &Layout,
+    f: &Found,
+    bufs: &mut Buffers,
+) -> Result<Option<Message>, (PathBuf, io::Error, &'static str)> {
+    let path = f.path();
+    let mut file = match std::fs::File::open(&path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err((path, e, "read the queue file")),
+    };
+    let fail = |e| (path.clone(), e, "read the queue file");
+    let meta = Meta {
+        size: f.stat.size,
+        mtime: f.stat.mtime.div_euclid(1_000_000_000),
+        mode: f.stat.mode,
+    };
+    let id = f.name.to_string_lossy();
+    let log_path = layout.dir.join(layout.hashing.path(DEFER, &id));
+    let defer_ctime = match std::fs::File::open(&log_path) {
+        Ok(mut log) => {
+            let read = |log: &mut std::fs::File, buf: &mut Vec<u8>| {
+                let m = log.metadata()?;
+                read_sized(log, m.size(), buf)?;
+                Ok(ctime_ns(&m))
+            };
+            Some(
+                read(&mut log, &mut bufs.log)
+                    .map_err(|e| (log_path.clone(), e, "read the defer log"))?,
+            )
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err((log_path, e, "read the defer log")),
+    };
+    let log = defer_ctime.is_some().then_some(bufs.log.as_slice());
+    let files_read = 1 + u64::from(log.is_some());
+    let mut summary = None;
+    if f.stat.size > SPARSE_ABOVE {
+        // The envelope, then the records after the content: the content itself is skipped.
+        read_sized(&mut file, 4096, &mut bufs.file).map_err(fail)?;
+        if let Some((span, at)) = qfile::content_span(&bufs.file) {
+            let tail_at = at.saturating_add(span);
+            if at <= MAX_READ && tail_at <= f.stat.size {
+                file.rewind().map_err(fail)?;
+                read_sized(&mut file, at, &mut bufs.file).map_err(fail)?;
+                file.seek(io::SeekFrom::Start(tail_at)).map_err(fail)?;
+                read_sized(&mut file, f.stat.size - tail_at, &mut bufs.tail).map_err(fail)?;
+                let bytes = Bytes::sparse(&bufs.file, tail_at, &bufs.tail);
+                let (s, end) = summarize(bytes, meta, log, layout.rules);
+                if !matches!(end, End::Hole(_)) {
+                    summary = Some(s);
+                }
+            }
+        }
+        file.rewind().map_err(fail)?;
+    }
+    let summary = match summary {
+        Some(s) => s,
+        None => {
+            read_sized(&mut file, f.stat.size, &mut bufs.file).map_err(fail)?;
+            summarize(Bytes::whole(&bufs.file), meta, log, layout.rules).0
+        }
+    };
+    Ok(Some(Message {
+        summary,
+        defer_ctime: defer_ctime.unwrap_or(0),
+        files_read,
+    }))
+}
+
+/// What a queue file and its defer log come to: showq's listing of it, with each recipient
+/// counted once (its first reason) by domain and reason class.
+pub fn summarize(bytes: Bytes<'_>, meta: Meta, log: Option<&[u8]>, rules: Rules) -> (Summary, End) {
+    use crate::reason::{classify, Reason};
+    let mut listed: Vec<(String, Reason)> = Vec::new();
+    // A defer log repeats one reason for many recipients: classified once.
+    let mut last: Option<(String, Reason)> = None;
+    let message = qfile::read(bytes, meta, log, rules, |a, r| {
+        let class = match (r, &last) {
+            (Some(r), Some((text, class))) if text == r => *class,
+            (Some(r), _) => {
+                let class = classify(Some(r));
+                last = Some((r.to_owned(), class));
+                class
+            }
+            (None, _) => classify(None),
+        };
+        listed.push((a.to_owned(), class));
+    });
+    // By (domain, reason): a set past a handful, as a sender may give every recipient a domain
+    // of its own.
+    let mut counted: Vec<(String, Reason, u32)> = Vec::new();
+    let mut index: std::collections::HashMap<(String, Reason), usize> =
+        std::collections::HashMap::new();
+    distinct_by(
+        &listed,
+        |(a, _)| a,
+        |(a, class)| {
+            let domain = domain_of(a);
+            if counted.len() < 16 && index.is_empty() {
+                if let Some(c) = counted.iter_mut().find(|c| c.1 == *class && c.0 == domain) {
+                    c.2 += 1;
+                } else {
+                    counted.push((domain, *class, 1));
+                }
+                return;
+            }
+            if index.is_empty() {
+                index = counted
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| ((c.0.clone(), c.1), i))
+                    .collect();
+            }
+            match index.get(&(domain.clone(), *class)) {
+                Some(&i) => counted[i].2 += 1,
+                None => {
+                    index.insert((domain.clone(), *class), counted.len());
+                    counted.push((domain, *class, 1));
+                }
+            }
+        },
+    );
+    (
+        Summary {
+            listed: message.listed,
+            message_size: message.message_size,
+            arrival: message.arrival,
+            recipients: counted,
+        },
+        message.end,
+    )
+}
+
+/// What a user who may not list a queue directory needs.
+const LIST_FIX: &str = "this user needs read and search (r-x) on the queue directories and `defer`: run as the postfix user, grant CAP_DAC_READ_SEARCH, or ACLs (`setfacl -R -m u:USER:rX` on each)";
+/// What a user who may list but not read a queue file needs: ACLs cannot give it, as Postfix
+/// writes each file 0600 then 0700, and the ACL mask of a new file follows those group bits.
+const READ_FIX: &str = "reading queue files and defer logs takes the postfix user or CAP_DAC_READ_SEARCH: ACLs reach the directories but not the files Postfix writes later (their ACL mask follows the file's mode, 0700)";
+
+fn error(queue: &str, path: PathBuf, source: io::Error, what: &'static str) -> Error {
     if source.kind() == io::ErrorKind::PermissionDenied {
         Error::Denied {
             queue: queue.to_owned(),
             path,
+            what,
+            fix: if what == "list" { LIST_FIX } else { READ_FIX },
         }
     } else {
         Error::Walk {
@@ -252,42 +678,42 @@ fn error(queue: &str, path: PathBuf, source: io::Error) -> Error {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn counts_only_finished_files_with_their_bytes() {
-        let dir = tempfile::tempdir().unwrap();
-        let q = dir.path().join("deferred");
-        std::fs::create_dir_all(q.join("A")).unwrap();
-        let file = |name: &str, mode: u32, len: usize| {
-            let p = q.join(name);
-            std::fs::write(&p, vec![b'x'; len]).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-        };
-        file("A/done1", 0o700, 100);
-        file("A/expire", 0o750, 20); // group-execute: forced to expire, still a message
-        file("writing", 0o600, 999);
-        file("done2", 0o700, 1);
-        std::fs::create_dir_all(dir.path().join("hold/deep/er/still")).unwrap();
-        std::fs::write(dir.path().join("hold/deep/er/still/x"), b"12").unwrap();
-        std::fs::set_permissions(
-            dir.path().join("hold/deep/er/still/x"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-        let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        let got = scan_queues(dir.path(), &["deferred", "hold", "nope"], later);
-        assert_eq!(
-            got[0].as_ref().unwrap(),
-            &Counted {
-                files: 3,
-                bytes: 121
-            }
-        );
-        assert_eq!(got[1].as_ref().unwrap(), &Counted { files: 1, bytes: 2 });
-        assert!(matches!(got[2], Err(Error::Walk { .. })));
-    }
+/// Runs `work` on every job with up to `SCAN_THREADS` threads; a job may add jobs (a
+/// directory its subdirectories). Idle threads sleep until there is work or none is left.
+fn pool<J: Send>(jobs: Vec<J>, work: impl Fn(J, &mut Vec<J>) + Sync) {
+    let state = Mutex::new((jobs, 0usize));
+    let wake = Condvar::new();
+    std::thread::scope(|s| {
+        for _ in 0..threads() {
+            s.spawn(|| loop {
+                let job = {
+                    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                    loop {
+                        if let Some(job) = st.0.pop() {
+                            st.1 += 1;
+                            break Some(job);
+                        }
+                        if st.1 == 0 {
+                            break None;
+                        }
+                        st = wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                    }
+                };
+                let Some(job) = job else {
+                    wake.notify_all();
+                    return;
+                };
+                let mut more = Vec::new();
+                work(job, &mut more);
+                let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+                st.0.extend(more);
+                st.1 -= 1;
+                drop(st);
+                wake.notify_all();
+            });
+        }
+    });
 }
+
+#[cfg(test)]
+mod tests;

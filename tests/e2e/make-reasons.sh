@@ -6,8 +6,11 @@
 # Usage: sudo tests/e2e/make-reasons.sh [OUTPUT_FILE]
 #   OUTPUT_FILE  default: tests/fixtures/reasons/real-reasons.txt
 # Env:   REASONS_NO_DNS=1   skip the "Host or domain name not found" case
+#        REASONS_KEEP=1     keep the deferred messages (and their defer logs) in
+#                           the queue instead of emptying it at the end
 # Exit:  0 on success; non-zero with a message. Always leaves Postfix running,
-#        with the postfix-setup.sh config and empty queues (postfix-reset.sh).
+#        with the postfix-setup.sh config and empty queues (postfix-reset.sh),
+#        or, with REASONS_KEEP=1, that config and the deferred messages.
 #
 # How each reason is made (transport map from postfix-setup.sh, all loopback):
 #   refused.test  -> [127.0.0.1]:2, closed port: "Connection refused", and for
@@ -59,7 +62,12 @@ cleanup() {
         if [ "$resolv_backup" = none ]; then rm -f "$chroot_resolv"; else mv "$resolv_backup" "$chroot_resolv"; fi
     fi
     rm -f "$strace_log"
-    "$here/postfix-reset.sh" >/dev/null
+    if [ "${REASONS_KEEP:-0}" = 1 ]; then
+        pf_unpause_all   # master.cf back to the pristine copy (drops pfddns), reloaded
+        postfix reload >/dev/null 2>&1 || true
+    else
+        "$here/postfix-reset.sh" >/dev/null
+    fi
 }
 trap cleanup EXIT
 

@@ -26,6 +26,8 @@
 #   127.0.0.1:25); mail is submitted with "sendmail -C /etc/postfix-out".
 #   relayhost = [127.0.0.1]:2 (closed port), no DNS: every message is deferred
 #   with "Connection refused" and stays in deferred (long backoff).
+#   enable_long_queue_ids = yes: its queue IDs are the long form (SPEC 8.6),
+#   so every test that reads it meets both forms on one host.
 #
 # What it changes in the DEFAULT instance (/etc/postfix/main.cf), and only that:
 #   "postmulti -e init" sets multi_instance_enable = yes and
@@ -123,7 +125,8 @@ setup() {
         "maximal_queue_lifetime = 5d" \
         "alias_maps =" \
         "alias_database =" \
-        "authorized_submit_users = root"
+        "authorized_submit_users = root" \
+        "enable_long_queue_ids = yes"
     # postmulti create sets authorized_submit_users empty (no local submission
     # at all); --fill submits as root. master.cf is the stock master.cf.proto
     # from create; nothing to change there.
