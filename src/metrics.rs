@@ -82,7 +82,7 @@ const DELIVERY: &[&str] = &["status", "service", "dsn_class", "relay", "instance
 
 /// Every metric and service check we send, with its form and own tags. The tests hold it to
 /// what `report` and `log_report` send, and the shipped dashboard and monitors to it.
-pub const ALL: [Sent; 33] = {
+pub const ALL: [Sent; 34] = {
     use Form::{Count, Distribution, Gauge, ServiceCheck};
     [
         sent(QUEUE_SIZE, Gauge, QUEUE),
