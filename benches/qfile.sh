@@ -104,7 +104,7 @@ for n in "${sizes[@]}"; do
     echo "| method scan, first cycle (\`check\`, reads every file) | $(secs "$scan_first") |"
     echo "| method showq, steady state, per cycle (daemon every ${interval} s) | $(secs "$showq_steady") |"
     echo "| method scan, steady state, per cycle (daemon every ${interval} s, nothing changed) | $(secs "$scan_steady") |"
-    echo "| method scan, first cycle, files read | $(grep -o 'files_read:[0-9]*' "$work/first.txt" | head -n 1) |"
+    echo "| method scan, first cycle, files read | $(grep -m 1 -o 'files_read:[0-9]*' "$work/first.txt") |"
     echo
     echo "Steady scan / find: $(echo "scale=2; $scan_steady / ($find_t + 0.0001)" | bc)x; steady scan / steady showq: $(echo "scale=3; $scan_steady / ($showq_steady + 0.0001)" | bc)x; first scan / first showq: $(echo "scale=2; $scan_first / ($showq_first + 0.0001)" | bc)x."
     echo
